@@ -1,0 +1,153 @@
+"""`parse_message`: bytes to Request or Response, or ParseError.
+
+The parser splits the header section once and keeps each value as text; values
+are parsed on first use (see `message.py`). It checks eagerly only what every
+receiver needs before acting: the start line, CSeq (number range, method match),
+Content-Length against the datagram, and the top Via. Leniency follows RFC 3261
+section 7.3.1 (line folding, whitespace around the colon, any header-name case)
+and RFC 4475 (extra octets after Content-Length are ignored).
+"""
+
+from __future__ import annotations
+
+from b2bua.sip.errors import ParseError
+from b2bua.sip.headers import Headers, header_key
+from b2bua.sip.message import SIP_VERSION, Request, Response, parse_cseq
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_MANDATORY = ("call-id", "cseq", "from", "to", "via")
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def _split_head(data: bytes) -> tuple[str, bytes]:
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        head, body = data[:end], data[end + 4 :]
+    else:
+        # Bare-LF messages are not RFC 3261 but are cheap to accept.
+        end = data.find(b"\n\n")
+        if end < 0:
+            raise ParseError("no blank line ends the header section")
+        head, body = data[:end], data[end + 2 :]
+    return head.decode("utf-8", "surrogateescape"), body
+
+
+def _header_lines(head: str) -> list[str]:
+    lines = head.split("\r\n") if "\r" in head else head.split("\n")
+    if not any(line[:1] in (" ", "\t") for line in lines[1:]):
+        return lines
+    unfolded: list[str] = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and len(unfolded) > 1:
+            # Folding (RFC 3261 section 7.3.1): continuation joins with one SP.
+            unfolded[-1] = unfolded[-1].rstrip() + " " + line.strip()
+        elif line[:1] in (" ", "\t"):
+            raise ParseError("continuation line before any header")
+        else:
+            unfolded.append(line)
+    return unfolded
+
+
+def _parse_headers(lines: list[str]) -> list[tuple[str, str, str]]:
+    triples: list[tuple[str, str, str]] = []
+    for line in lines:
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ParseError(f"header line without a colon: {line[:60]!r}")
+        name = name.rstrip(" \t")
+        if not _is_token(name):
+            raise ParseError(f"bad header name {name[:60]!r}")
+        triples.append((header_key(name), name, value.strip(" \t")))
+    return triples
+
+
+def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
+    if line.startswith("SIP/"):
+        version, _, rest = line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if version != SIP_VERSION:
+            raise ParseError(f"unsupported version {version[:20]!r}", status_hint=505)
+        if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
+            raise ParseError(f"bad status code {code[:20]!r}")
+        return int(code), reason
+    parts = line.split(" ")
+    if len(parts) != 3:
+        # RFC 4475 3.1.2.9/3.1.2.10 let an element ignore extra spaces between
+        # the elements of the request line, so collapse runs of SP and retry.
+        parts = line.split()
+        if len(parts) != 3:
+            raise ParseError(f"bad request line {line[:80]!r}")
+    method, uri, version = parts
+    if not _is_token(method):
+        raise ParseError(f"bad method {method[:40]!r}")
+    if version != SIP_VERSION:
+        if version.upper().startswith("SIP/"):
+            raise ParseError(f"unsupported version {version[:20]!r}", status_hint=505)
+        raise ParseError(f"bad request line {line[:80]!r}")
+    if ":" not in uri or "<" in uri or ">" in uri:
+        raise ParseError(f"bad Request-URI {uri[:80]!r}")
+    return method, uri, version
+
+
+def _content_length(triples: list[tuple[str, str, str]]) -> int | None:
+    for key, _, value in triples:
+        if key == "content-length":
+            if not value.isdigit() or not value.isascii() or len(value) > 10:
+                raise ParseError(f"bad Content-Length {value[:20]!r}")
+            return int(value)
+    return None
+
+
+def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
+    """Parse one SIP message from `data`; raise ParseError if it is malformed.
+
+    `data` is one datagram, or one message cut from a stream by `StreamFramer`
+    (`stream=True`, where Content-Length is mandatory, RFC 3261 section 18.3).
+    A body shorter than Content-Length is an error; octets beyond it are ignored.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ParseError("message must be bytes")
+    data = bytes(data)
+    # RFC 3261 section 7.5: ignore CRLFs that precede the start line.
+    if data[:2] == b"\r\n":
+        data = data.lstrip(b"\r\n")
+    head, body = _split_head(data)
+    lines = _header_lines(head)
+    start = _parse_start_line(lines[0])
+    triples = _parse_headers(lines[1:])
+
+    length = _content_length(triples)
+    if length is None:
+        if stream:
+            raise ParseError("Content-Length is mandatory on a stream transport")
+    elif len(body) < length:
+        raise ParseError(f"body is {len(body)} octets, Content-Length says {length}")
+    elif len(body) > length:
+        body = body[:length]
+
+    present = {key for key, _, _ in triples}
+    for key in _MANDATORY:
+        if key not in present:
+            raise ParseError(f"missing mandatory header {key}")
+
+    headers = Headers._from_triples(triples)
+    message: Request | Response
+    if len(start) == 3:
+        method, uri, version = start
+        message = Request(method, uri, headers, body, version)
+    else:
+        status, reason = start
+        message = Response(status, reason, headers, body)
+
+    cseq_value = next(value for key, _, value in triples if key == "cseq")
+    cseq = parse_cseq(cseq_value)
+    if isinstance(message, Request) and cseq.method != message.method:
+        raise ParseError(f"CSeq method {cseq.method!r} differs from {message.method!r}")
+    message._cache["cseq"] = cseq
+    message.top_via  # noqa: B018 - validated now so the transaction layer can rely on it
+    return message

@@ -1,0 +1,81 @@
+"""Parse and serialize a typical carrier INVITE with SDP; print messages per second.
+
+Run: .venv/bin/python benchmarks/parse_bench.py [--seconds 3] [--repeats 5]
+
+Single-threaded, so it measures one core. It reads the same fields the call
+engine reads on every INVITE (Call-ID, CSeq, top Via, From, To, Request-URI)
+so lazy parsing is not flattered by a benchmark that reads nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from b2bua.sip import parse_message
+
+CARRIER_INVITE = (
+    b"INVITE sip:700123456789012@10.20.30.40:5060;user=phone SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 10.1.2.3:5060;branch=z9hG4bK-524287-1---1fb9a2a8d0c3e6f1;rport\r\n"
+    b"Via: SIP/2.0/UDP 10.1.2.4:5060;branch=z9hG4bK-77aa8c1f;received=10.1.2.4\r\n"
+    b"Max-Forwards: 69\r\n"
+    b"Record-Route: <sip:10.1.2.3:5060;lr;ftag=as5c6f3b1a>\r\n"
+    b"Contact: <sip:13812345678@10.1.2.3:5060;transport=udp>\r\n"
+    b"To: <sip:700123456789012@10.20.30.40;user=phone>\r\n"
+    b'From: "13812345678" <sip:13812345678@10.1.2.3;user=phone>;tag=as5c6f3b1a\r\n'
+    b"P-Asserted-Identity: <sip:+8613812345678@10.1.2.3;user=phone>\r\n"
+    b"Call-ID: 3c26700b2f3b4e8e9b7d0ad2e5a1f9c4@10.1.2.3\r\n"
+    b"CSeq: 102 INVITE\r\n"
+    b"User-Agent: CarrierSBC/5.2\r\n"
+    b"Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, INFO, PRACK, UPDATE\r\n"
+    b"Supported: 100rel, timer, replaces\r\n"
+    b"Session-Expires: 1800;refresher=uac\r\n"
+    b"Min-SE: 90\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: 254\r\n"
+    b"\r\n"
+    b"v=0\r\n"
+    b"o=13812345678 2890844526 2890844526 IN IP4 10.1.2.3\r\n"
+    b"s=13812345678\r\n"
+    b"c=IN IP4 10.1.2.3\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 49170 RTP/AVP 8 0 18 101\r\n"
+    b"a=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:18 G729/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+    b"a=fmtp:101 0-15\r\n"
+    b"a=ptime:20\r\n"
+    b"a=sendrecv\r\n"
+)
+
+
+def one_round(count: int) -> float:
+    """Parse, read the routing fields, serialize `count` times; return seconds."""
+    start = time.perf_counter()
+    for _ in range(count):
+        message = parse_message(CARRIER_INVITE)
+        _ = message.call_id, message.cseq, message.top_via.branch
+        _ = message.from_addr.tag, message.to_addr.uri.user, message.request_uri.user
+        message.to_bytes()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    assert len(CARRIER_INVITE) > 800, "the INVITE should be carrier-sized"
+    calibration = one_round(2000)
+    count = max(1000, int(2000 * args.seconds / calibration))
+    rates = [count / one_round(count) for _ in range(args.repeats)]
+    median = statistics.median(rates)
+    print(f"message size: {len(CARRIER_INVITE)} bytes")
+    print(f"parse+serialize per second (one core), median of {args.repeats}: {median:,.0f}")
+    print(f"  min {min(rates):,.0f}  max {max(rates):,.0f}  -> {1e6 / median:.1f} us per message")
+
+
+if __name__ == "__main__":
+    main()
