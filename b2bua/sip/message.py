@@ -8,6 +8,7 @@ the result. Code that changes a header through `headers` must call
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from b2bua.sip.errors import ParseError
@@ -96,8 +97,21 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.sent_by}{_format_params(self.params)}"
 
 
+_VIA_FAST = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(?:;(.*))?"
+)
+
+
 def parse_via(text: str) -> Via:
     """Parse one Via value, tolerating the LWS RFC 3261 allows around `/`, `;`, `=`."""
+    fast = _VIA_FAST.fullmatch(text)
+    if fast is not None:
+        transport, host, port_text, params_text = fast.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is not None and port > 65535:
+            raise ParseError(f"bad port in Via {text!r}")
+        params = _split_params(params_text) if params_text is not None else []
+        return Via(transport=transport.upper(), host=host, port=port, params=params)
     protocol, sep, rest = text.partition(";")
     params_text = rest if sep else ""
     pieces = protocol.replace("/", " / ").split()

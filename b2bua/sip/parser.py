@@ -10,16 +10,32 @@ and RFC 4475 (extra octets after Content-Length are ignored).
 
 from __future__ import annotations
 
+import re
+
 from b2bua.sip.errors import ParseError
 from b2bua.sip.headers import Headers, header_key
 from b2bua.sip.message import SIP_VERSION, Request, Response, parse_cseq
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_MANDATORY = ("call-id", "cseq", "from", "to", "via")
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_CSEQ_BIT = 2
+_CONTENT_LENGTH_BIT = 32
+_MANDATORY_BITS = {
+    "call-id": 1,
+    "cseq": _CSEQ_BIT,
+    "from": 4,
+    "to": 8,
+    "via": 16,
+    "content-length": _CONTENT_LENGTH_BIT,
+}
+_ALL_MANDATORY = 1 | 2 | 4 | 8 | 16
+
+# Raw header name (as it appears before the colon) -> (look-up key, name to keep).
+# Carriers send the same few dozen spellings, so validating each once pays off.
+_known_names: dict[str, tuple[str, str]] = {}
 
 
 def _is_token(text: str) -> bool:
-    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+    return _TOKEN.fullmatch(text) is not None
 
 
 def _split_head(data: bytes) -> tuple[str, bytes]:
@@ -37,7 +53,7 @@ def _split_head(data: bytes) -> tuple[str, bytes]:
 
 def _header_lines(head: str) -> list[str]:
     lines = head.split("\r\n") if "\r" in head else head.split("\n")
-    if not any(line[:1] in (" ", "\t") for line in lines[1:]):
+    if "\n " not in head and "\n\t" not in head:
         return lines
     unfolded: list[str] = [lines[0]]
     for line in lines[1:]:
@@ -53,16 +69,22 @@ def _header_lines(head: str) -> list[str]:
 
 def _parse_headers(lines: list[str]) -> list[tuple[str, str, str]]:
     triples: list[tuple[str, str, str]] = []
+    known = _known_names
     for line in lines:
         if not line:
             continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise ParseError(f"header line without a colon: {line[:60]!r}")
-        name = name.rstrip(" \t")
-        if not _is_token(name):
-            raise ParseError(f"bad header name {name[:60]!r}")
-        triples.append((header_key(name), name, value.strip(" \t")))
+        raw_name, colon, value = line.partition(":")
+        entry = known.get(raw_name)
+        if entry is None:
+            if not colon:
+                raise ParseError(f"header line without a colon: {line[:60]!r}")
+            name = raw_name.rstrip(" \t")
+            if not _is_token(name):
+                raise ParseError(f"bad header name {name[:60]!r}")
+            entry = (header_key(name), name)
+            if len(known) < 4096:  # peers' odd spellings must not grow it forever
+                known[raw_name] = entry
+        triples.append((entry[0], entry[1], value.strip(" \t")))
     return triples
 
 
@@ -94,13 +116,10 @@ def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
     return method, uri, version
 
 
-def _content_length(triples: list[tuple[str, str, str]]) -> int | None:
-    for key, _, value in triples:
-        if key == "content-length":
-            if not value.isdigit() or not value.isascii() or len(value) > 10:
-                raise ParseError(f"bad Content-Length {value[:20]!r}")
-            return int(value)
-    return None
+def _content_length(value: str) -> int:
+    if not value.isdigit() or not value.isascii() or len(value) > 10:
+        raise ParseError(f"bad Content-Length {value[:20]!r}")
+    return int(value)
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -110,9 +129,10 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     (`stream=True`, where Content-Length is mandatory, RFC 3261 section 18.3).
     A body shorter than Content-Length is an error; octets beyond it are ignored.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ParseError("message must be bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytearray | memoryview):
+            raise ParseError("message must be bytes")
+        data = bytes(data)
     # RFC 3261 section 7.5: ignore CRLFs that precede the start line.
     if data[:2] == b"\r\n":
         data = data.lstrip(b"\r\n")
@@ -121,7 +141,24 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     start = _parse_start_line(lines[0])
     triples = _parse_headers(lines[1:])
 
-    length = _content_length(triples)
+    length: int | None = None
+    cseq_value: str | None = None
+    seen = 0
+    for key, _, value in triples:
+        bit = _MANDATORY_BITS.get(key)
+        if bit is None:
+            continue
+        if bit == _CONTENT_LENGTH_BIT:
+            if length is None:
+                length = _content_length(value)
+        elif bit == _CSEQ_BIT and cseq_value is None:
+            cseq_value = value
+        seen |= bit
+    if seen & _ALL_MANDATORY != _ALL_MANDATORY:
+        missing = [k for k, b in _MANDATORY_BITS.items() if b & _ALL_MANDATORY and not seen & b]
+        raise ParseError(f"missing mandatory header {missing[0]}")
+    assert cseq_value is not None
+
     if length is None:
         if stream:
             raise ParseError("Content-Length is mandatory on a stream transport")
@@ -130,24 +167,17 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     elif len(body) > length:
         body = body[:length]
 
-    present = {key for key, _, _ in triples}
-    for key in _MANDATORY:
-        if key not in present:
-            raise ParseError(f"missing mandatory header {key}")
-
     headers = Headers._from_triples(triples)
     message: Request | Response
+    cseq = parse_cseq(cseq_value)
     if len(start) == 3:
         method, uri, version = start
+        if cseq.method != method:
+            raise ParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
         message = Request(method, uri, headers, body, version)
     else:
         status, reason = start
         message = Response(status, reason, headers, body)
-
-    cseq_value = next(value for key, _, value in triples if key == "cseq")
-    cseq = parse_cseq(cseq_value)
-    if isinstance(message, Request) and cseq.method != message.method:
-        raise ParseError(f"CSeq method {cseq.method!r} differs from {message.method!r}")
     message._cache["cseq"] = cseq
     message.top_via  # noqa: B018 - validated now so the transaction layer can rely on it
     return message

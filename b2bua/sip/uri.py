@@ -8,11 +8,21 @@ From/To/Contact/P-Asserted-Identity grammar: a quoted or token display name,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from b2bua.sip.errors import ParseError
 
 _HEX = "0123456789abcdefABCDEF"
+_URI_FORBIDDEN = re.compile(r"[ \t<>]")
+_HOST_FORBIDDEN = re.compile(r"[ \t<>\"@]")
+# The common shape of carrier URIs, matched in one step; anything else takes
+# the general path below.
+_SIP_URI_FAST = re.compile(
+    r"(sips?):(?:([^:@;?<>\s\"]+)(?::([^@;?<>\s\"]*))?@)?"
+    r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"(?:;([^?<>\s\";@][^?<>\s\"@]*))?(?:\?([^<>\s\"]*))?"
+)
 
 
 def unescape(text: str) -> str:
@@ -140,7 +150,7 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
         host, colon, port_text = text.partition(":")
         if not colon:
             port_text = ""
-    if not host or any(c in host for c in ' \t<>"@'):
+    if not host or _HOST_FORBIDDEN.search(host):
         raise ParseError(f"bad host in {whole!r}")
     if not port_text:
         return host, None
@@ -151,10 +161,24 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
 
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise ParseError if a `sip:`, `sips:` or `tel:` URI is malformed."""
+    fast = _SIP_URI_FAST.fullmatch(text)
+    if fast is not None:
+        scheme, user, password, host, port_text, params_text, headers = fast.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is None or port <= 65535:
+            return Uri(
+                scheme,
+                user=user,
+                password=password,
+                host=host,
+                port=port,
+                params=_split_params(params_text) if params_text else [],
+                headers=headers,
+            )
     scheme, colon, rest = text.strip().partition(":")
     if not colon or not scheme or not rest:
         raise ParseError(f"not a URI: {text!r}")
-    if any(c in text.strip() for c in " \t<>"):
+    if _URI_FORBIDDEN.search(text.strip()):
         raise ParseError(f"whitespace or brackets inside URI {text!r}")
     scheme_key = scheme.lower()
     if scheme_key == "tel":
