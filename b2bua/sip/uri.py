@@ -159,22 +159,30 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
+def _uri_from_match(groups: tuple[str | None, ...]) -> Uri | None:
+    scheme, user, password, host, port_text, params_text, headers = groups
+    port = int(port_text) if port_text is not None else None
+    if port is not None and port > 65535:
+        return None  # the general path reports it
+    assert scheme is not None and host is not None
+    return Uri(
+        scheme,
+        user=user,
+        password=password,
+        host=host,
+        port=port,
+        params=_split_params(params_text) if params_text else [],
+        headers=headers,
+    )
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise ParseError if a `sip:`, `sips:` or `tel:` URI is malformed."""
     fast = _SIP_URI_FAST.fullmatch(text)
     if fast is not None:
-        scheme, user, password, host, port_text, params_text, headers = fast.groups()
-        port = int(port_text) if port_text is not None else None
-        if port is None or port <= 65535:
-            return Uri(
-                scheme,
-                user=user,
-                password=password,
-                host=host,
-                port=port,
-                params=_split_params(params_text) if params_text else [],
-                headers=headers,
-            )
+        fast_uri = _uri_from_match(fast.groups())
+        if fast_uri is not None:
+            return fast_uri
     scheme, colon, rest = text.strip().partition(":")
     if not colon or not scheme or not rest:
         raise ParseError(f"not a URI: {text!r}")
