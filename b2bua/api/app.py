@@ -1,0 +1,48 @@
+"""The HTTP application: health and readiness now, the provisioning API later.
+
+`create_api` builds a FastAPI app from what the routes need, passed in by
+`b2bua.app` (the wiring); routes read them from `request.app.state`. New
+routers are added with `api.include_router(...)` inside `create_api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from b2bua.config import Config
+
+
+def create_api(
+    config: Config,
+    *,
+    is_ready: Callable[[], bool] = lambda: True,
+    store: Any = None,
+) -> FastAPI:
+    """Build the HTTP app.
+
+    `is_ready` says whether the node should receive traffic (listeners bound,
+    store open, not draining); `store` is the opened store, or None while no
+    store module exists.
+    """
+    api = FastAPI(title="b2bua", version="0.1.0")
+    api.state.config = config
+    api.state.store = store
+    api.state.is_ready = is_ready
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: 200 while the node takes calls, 503 while starting or draining."""
+        if request.app.state.is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, status_code=503)
+
+    return api

@@ -1,0 +1,95 @@
+"""UDP transport: one DatagramProtocol per listening address.
+
+Each datagram is handed to the sink as is; parsing, answering and any size
+check belong to the core. Sending is fire-and-forget `sendto`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any, cast
+
+from b2bua.observability.logging import get_logger
+from b2bua.transport.base import MessageSink, PeerAddress, Source
+
+log = get_logger(__name__)
+
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """A bound UDP socket that feeds datagrams to a MessageSink."""
+
+    name = "udp"
+    reliable = False
+
+    def __init__(self, sink: MessageSink) -> None:
+        self._sink = sink
+        self._transport: asyncio.DatagramTransport | None = None
+        self._local: PeerAddress = ("", 0)
+        self._closed = asyncio.get_running_loop().create_future()
+
+    @property
+    def local_address(self) -> PeerAddress:
+        """The bound `(host, port)`."""
+        return self._local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Remember the socket once the loop has bound it."""
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        sockname = transport.get_extra_info("sockname")
+        self._local = (sockname[0], sockname[1])
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """Feed one datagram to the sink; an exception must never stop the listener."""
+        try:
+            self._sink.message_received(data, Source(self, addr[0], addr[1]))
+        except Exception:
+            log.exception("udp_message_failed", peer=f"{addr[0]}:{addr[1]}")
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors (port unreachable) surface here; they are normal on UDP."""
+        log.debug("udp_error", error=str(exc))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is closed."""
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def send(
+        self, data: bytes, address: PeerAddress, *, fallback: PeerAddress | None = None
+    ) -> None:
+        """Send one datagram; `fallback` only matters for stream transports."""
+        if self._transport is None or self._transport.is_closing():
+            log.debug("udp_send_after_close", peer=f"{address[0]}:{address[1]}")
+            return
+        try:
+            self._transport.sendto(data, address)
+        except (OSError, ValueError) as error:
+            # A bad destination in one response must not disturb anyone else.
+            log.warning("udp_send_failed", peer=f"{address[0]}:{address[1]}", error=str(error))
+
+    async def close(self) -> None:
+        """Close the socket and wait until the loop has released it."""
+        if self._transport is not None:
+            self._transport.close()
+            await self._closed
+
+
+async def start_udp(host: str, port: int, sink: MessageSink) -> UdpTransport:
+    """Bind a UDP listener on `host:port` feeding `sink`; OSError if it cannot bind."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: UdpTransport(sink), local_addr=(host, port), family=family
+    )
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Carriers send in bursts; the kernel default (about 200 KiB) overflows
+        # first. Best effort: the kernel caps it at net.core.rmem_max.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    return protocol
