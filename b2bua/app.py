@@ -11,19 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import random
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 
 from b2bua.api.app import create_api
+from b2bua.app_engine import EngineCore, TimedDispatcher
+from b2bua.app_routing import BindingRouter
 from b2bua.app_sip import StatelessCore
+from b2bua.bindings.service import BindingService
+from b2bua.bindings.settings import BindingSettings
+from b2bua.calls.dialog import LocalEndpoint
+from b2bua.calls.engine import CallEngine
+from b2bua.calls.events import CallEventSink
+from b2bua.calls.routing import Trunk
+from b2bua.calls.settings import EngineSettings
 from b2bua.config import Config, server_ssl_context
+from b2bua.numbering import NumberingRules
+from b2bua.observability.call_log import FanOutSink, LoggingCallSink
 from b2bua.observability.logging import get_logger
-from b2bua.sip import ParseError
-from b2bua.transport.base import Source, send_all
+from b2bua.sip.address import Address
+from b2bua.sip.timers import TimerConfig
+from b2bua.store import open_store
+from b2bua.transport.base import Transport, send_all
 from b2bua.transport.tcp import TcpTransport, start_tcp
 from b2bua.transport.udp import UdpTransport, start_udp
 
@@ -37,20 +52,38 @@ def _format(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class Dispatcher:
-    """The MessageSink the transports feed: core in, `send_all` out."""
+def _random_token() -> str:
+    # Tags, branches and Call-IDs: unique and unguessable enough for SIP, and
+    # cheap (they are drawn several times per call on the hot path).
+    return f"{random.getrandbits(64):016x}"
 
-    def __init__(self, core: StatelessCore, clock: Callable[[], float]) -> None:
-        self._core = core
-        self._clock = clock
 
-    def message_received(self, data: bytes, source: Source) -> None:
-        """Feed one message to the core and send what it returns."""
-        send_all(self._core.message_received(data, source, now=self._clock()))
-
-    def stream_broken(self, data: bytes, error: ParseError, source: Source) -> None:
-        """Let the core answer an unframeable stream before the transport closes it."""
-        send_all(self._core.stream_broken(data, error, source, now=self._clock()))
+def engine_settings(config: Config, endpoints: dict[str, LocalEndpoint]) -> EngineSettings:
+    """The engine's plain settings from the configuration and the bound listeners."""
+    per_trunk = config.limits.max_calls_per_trunk or None
+    trunks = tuple(
+        Trunk(
+            name=trunk.name,
+            address=Address(
+                trunk.address.transport.upper(), trunk.address.host, trunk.address.port
+            ),
+            priority=trunk.priority,
+            inbound_networks=trunk.inbound_from,
+            max_calls=per_trunk,
+        )
+        for trunk in config.trunks
+    )
+    timers = config.timers
+    return EngineSettings(
+        endpoints=endpoints,
+        trunks=trunks,
+        timers=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
+        untrusted_action=config.sip.untrusted_action,
+        max_calls=config.limits.max_calls,
+        retry_after_s=config.calls.retry_after_s,
+        ring_timeout_s=config.calls.ring_timeout_s,
+        keepalive_interval_s=config.calls.keepalive_interval_s,
+    )
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -69,6 +102,10 @@ class Application:
         self.config = config
         self.ready = False
         self.store: Any = None
+        self.bindings: BindingService | None = None
+        self.engine: CallEngine | None = None
+        self.sinks: list[CallEventSink] = []
+        self._dispatcher: TimedDispatcher | None = None
         self.udp: list[UdpTransport] = []
         self.tcp: list[TcpTransport] = []
         self._http: _EmbeddedUvicorn | None = None
@@ -78,20 +115,28 @@ class Application:
         """Open the store, bind SIP and HTTP listeners; OSError/StoreError on failure."""
         config = self.config
         loop = asyncio.get_running_loop()
-        await self._open_store()
-        core = StatelessCore(
+        self.store = await open_store(config.store.url)
+        rules = NumberingRules.from_config(config.numbering)
+        self.bindings = BindingService(
+            self.store, rules, BindingSettings.from_config(config.bindings)
+        )
+        await self.bindings.start()
+        stateless = StatelessCore(
             # Trunks send from a handful of addresses; skip re-parsing them per message.
             is_trusted=functools.lru_cache(maxsize=4096)(config.is_trusted),
             untrusted_action=config.sip.untrusted_action,
             max_message_size=config.sip.max_message_size,
         )
-        dispatcher = Dispatcher(core, loop.time)
+        dispatcher = self._dispatcher = TimedDispatcher(loop)
         ssl_context = server_ssl_context(config.sip)
+        transports: dict[str, Transport] = {}
+        endpoints: dict[str, LocalEndpoint] = {}
         for address in config.sip.listen:
+            transport: Transport
             if address.transport == "udp":
                 udp = await start_udp(address.host, address.port, dispatcher)
                 self.udp.append(udp)
-                bound = udp.local_address
+                transport = udp
             else:
                 tcp = await start_tcp(
                     address.host,
@@ -102,19 +147,31 @@ class Application:
                     ssl=ssl_context if address.transport == "tls" else None,
                 )
                 self.tcp.append(tcp)
-                bound = tcp.local_address
+                transport = tcp
+            bound = transport.local_address
+            name = address.transport.upper()
+            transports.setdefault(name, transport)
+            endpoints.setdefault(name, LocalEndpoint(name, config.sip.host, bound[1]))
             log.info("listening", transport=address.transport, address=_format(*bound))
+        self.sinks = [LoggingCallSink(log_numbers=config.logging.log_numbers)]
+        self.engine = CallEngine(
+            engine_settings(config, endpoints),
+            BindingRouter(self.bindings, rules),
+            FanOutSink(self.sinks),
+            random=_random_token,
+            wall_clock=time.time,
+        )
+        dispatcher.core = EngineCore(
+            self.engine,
+            stateless,
+            transports,
+            drop_untrusted=config.sip.untrusted_action == "drop",
+            max_message_size=config.sip.max_message_size,
+        )
+        dispatcher.rearm()
         await self._start_http()
         self.ready = True
         log.info("started", trunks=[t.name for t in config.trunks], store=self._store_kind())
-
-    async def _open_store(self) -> None:
-        try:
-            from b2bua.store import open_store
-        except ImportError:
-            log.warning("store_unavailable", reason="b2bua.store has no open_store yet")
-            return
-        self.store = await open_store(self.config.store.url)
 
     def _store_kind(self) -> str:
         return self.config.store.url.partition(":")[0] if self.store is not None else "none"
@@ -145,10 +202,35 @@ class Application:
         host, port = sock.getsockname()[:2]
         log.info("listening", transport="http", address=_format(host, port))
 
+    async def drain_calls(self) -> None:
+        """Refuse new calls, let calls in progress finish, then end the rest."""
+        engine, dispatcher = self.engine, self._dispatcher
+        if engine is None or dispatcher is None or dispatcher.core is None:
+            return
+        engine.begin_drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.calls.drain_timeout_s
+        if engine.active_calls:
+            log.info("draining", active_calls=engine.active_calls)
+        while engine.active_calls and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if engine.active_calls:
+            log.warning("ending_calls", active_calls=engine.active_calls)
+            engine.end_all(now=loop.time())
+            send_all(dispatcher.core.outputs())
+            dispatcher.rearm()
+            await asyncio.sleep(0.2)  # let the BYEs leave before the sockets close
+
     async def stop(self) -> None:
         """Drain and close everything that was started, in reverse order; never raises."""
         self.ready = False
         log.info("stopping")
+        try:
+            await self.drain_calls()
+        except Exception:
+            log.exception("drain_failed")
+        if self._dispatcher is not None:
+            self._dispatcher.close()
         for udp in self.udp:
             await udp.close()
         for tcp in self.tcp:
@@ -164,6 +246,12 @@ class Application:
                 log.warning("http_stop_timeout")
             except Exception:
                 log.exception("http_stop_failed")
+        if self.bindings is not None:
+            try:
+                await self.bindings.close()
+            except Exception:
+                log.exception("bindings_close_failed")
+            self.bindings = None
         if self.store is not None:
             try:
                 await self.store.close()

@@ -297,6 +297,16 @@ class TimersConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    """`[calls]`: how long calls may ring, trunk keepalives, what 503s advise."""
+
+    ring_timeout_s: float = field(default=120.0, metadata=checked(_positive_number))
+    keepalive_interval_s: float = field(default=30.0, metadata=checked(_positive_number))
+    retry_after_s: int = field(default=5, metadata=checked(_integer(1)))
+    drain_timeout_s: float = field(default=30.0, metadata=checked(_positive_number))
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """`[limits]`: overload protection; 0 means "no limit" where noted in the example file."""
 
@@ -356,6 +366,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     trunks: tuple[TrunkConfig, ...] = _DEFAULT_TRUNKS
     timers: TimersConfig = field(default_factory=TimersConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
     bindings: BindingsConfig = field(default_factory=BindingsConfig)

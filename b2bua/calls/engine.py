@@ -94,6 +94,7 @@ class CallEngine(LegsMixin):
         self._heap: list[tuple[float, int, Call]] = []
         self._seq = itertools.count()
         self._next_keepalive: float | None = None
+        self.draining = False
 
     # --- the adapter's side -------------------------------------------------------
 
@@ -114,7 +115,21 @@ class CallEngine(LegsMixin):
         else:
             statuses = self.counters.responses_by_status
             statuses[message.status] = statuses.get(message.status, 0) + 1
-        self._handle(self.layer.receive(message, source, now=now), now)
+        try:
+            if isinstance(message, Request):
+                # Every request we act on needs them; a malformed one gets 400 now
+                # (the parses are cached, so this costs nothing extra later).
+                message.from_addr  # noqa: B018
+                message.to_addr  # noqa: B018
+            events = self.layer.receive(message, source, now=now)
+        except ParseError as error:
+            # A lazily parsed header (From, To) is malformed: 400 if it was a request.
+            self.counters.malformed += 1
+            if isinstance(message, Request) and message.method != "ACK":
+                warning = [("Warning", _warning_value(error.reason))]
+                self.send_now(make_response(message, 400, extra=warning), source)
+            return
+        self._handle(events, now)
 
     def handle_timers(self, *, now: float) -> None:
         """Fire transaction timers, call timers and trunk keepalives due at `now`."""
@@ -145,11 +160,26 @@ class CallEngine(LegsMixin):
 
     def drain(self) -> list[tuple[bytes, Address]]:
         """Take every datagram to send, in order."""
-        out = [(send.data, send.destination) for send in self.layer.drain_outgoing()]
-        if self.outgoing:
-            out.extend(self.outgoing)
-            self.outgoing = []
+        out = self.outgoing
+        self.outgoing = []
+        out.extend((send.data, send.destination) for send in self.layer.drain_outgoing())
         return out
+
+    def begin_drain(self) -> None:
+        """Stop taking new calls (503 with Retry-After); calls in progress go on."""
+        self.draining = True
+
+    def end_all(self, *, now: float) -> None:
+        """End every call now (shutdown after the drain period): BYE or 503 both legs."""
+        for call in list(self.calls.values()):
+            if call.state is CallState.CONNECTED:
+                self.end_connected(call, EndReason.INTERRUPTED, ReleasedBy.SERVER, now=now)
+            else:
+                self.abandon_outbound(call, now=now)
+                extra = [("Retry-After", str(self.settings.retry_after_s))]
+                self.fail_call(
+                    call, 503, EndReason.INTERRUPTED, ReleasedBy.SERVER, now=now, extra=extra
+                )
 
     @property
     def active_calls(self) -> int:
@@ -164,11 +194,11 @@ class CallEngine(LegsMixin):
                 self._handle_one(event, now)
             except ParseError as error:
                 # A header read lazily turned out malformed: answer 400 when we can.
+                self.counters.malformed += 1
                 if isinstance(event, RequestReceived) and event.request.method != "ACK":
-                    self._respond(event.transaction, make_response(event.request, 400), now)
-                del error
-        # Transactions started by the handlers may themselves have queued events
-        # (a transport error reported synchronously, say); none are expected today.
+                    warning = [("Warning", _warning_value(error.reason))]
+                    response = make_response(event.request, 400, extra=warning)
+                    self._respond(event.transaction, response, now)
 
     def _handle_one(self, event: Event, now: float) -> None:
         if isinstance(event, RequestReceived):
@@ -194,6 +224,18 @@ class CallEngine(LegsMixin):
         to_tag = request.to_addr.tag
         if to_tag:
             self._on_in_dialog_request(request, transaction, to_tag, now)
+            return
+        unsupported = [
+            tag
+            for value in request.headers.get_all("require")
+            for tag in split_list(value)
+            if tag.lower() not in SUPPORTED_TAGS
+        ]
+        if unsupported:
+            # RFC 3261 section 8.2.2.3: refuse what we cannot honour.
+            extra = [("Unsupported", ", ".join(unsupported))]
+            response = make_response(request, 420, to_tag=self.random(), extra=extra)
+            self._respond(transaction, response, now)
         elif method == "INVITE":
             assert isinstance(transaction, InviteServerTransaction)
             self._on_invite(request, transaction, source, now)
@@ -266,18 +308,7 @@ class CallEngine(LegsMixin):
         if max_forwards is not None and max_forwards.strip() in ("0", ""):
             self._respond(transaction, make_response(request, 483, to_tag=self.random()), now)
             return
-        unsupported = [
-            tag
-            for value in request.headers.get_all("require")
-            for tag in split_list(value)
-            if tag.lower() not in SUPPORTED_TAGS
-        ]
-        if unsupported:
-            extra = [("Unsupported", ", ".join(unsupported))]
-            response = make_response(request, 420, to_tag=self.random(), extra=extra)
-            self._respond(transaction, response, now)
-            return
-        if len(self.calls) >= self.settings.max_calls:
+        if self.draining or len(self.calls) >= self.settings.max_calls:
             self.counters.overload_rejections += 1
             extra = [("Retry-After", str(self.settings.retry_after_s))]
             self._respond(
@@ -404,7 +435,9 @@ class CallEngine(LegsMixin):
         """A response on an outbound leg nobody wants any more (hunt, ring timeout, CANCEL)."""
         status = response.status
         if status < 200:
-            if status > 100 and transaction in self.cancel_on_provisional:
+            # Any provisional, 100 Trying included, allows the CANCEL (RFC 3261
+            # section 9.1); waiting for an 18x could leave the callee ringing.
+            if transaction in self.cancel_on_provisional:
                 self.cancel_on_provisional.discard(transaction)
                 self.send_cancel(transaction, now=now)
         elif status < 300:
@@ -439,7 +472,7 @@ class CallEngine(LegsMixin):
             and call.b_dialog is not None
             and response.to_addr.tag == call.b_dialog.remote_tag
         ):
-            self.outgoing.append(call.b_ack)
+            self.queue_raw(*call.b_ack)
 
     def _on_client_failure(self, transaction: object, now: float) -> None:
         if isinstance(transaction, ClientTransaction) and transaction in self.keepalives:
@@ -485,17 +518,21 @@ class CallEngine(LegsMixin):
         call.heap_deadline = deadline
 
     def _fire_call_timers(self, call: Call, now: float) -> None:
-        for name, event in (
-            ("ring_deadline", CallInput.RING_TIMEOUT),
-            ("ack_deadline", CallInput.ACK_TIMEOUT),
-            ("retransmit_deadline", CallInput.RETRANSMIT_2XX),
-            ("max_duration_deadline", CallInput.MAX_DURATION),
-            ("session_deadline", CallInput.SESSION_EXPIRED),
-        ):
-            deadline = getattr(call, name)
-            if deadline is not None and deadline <= now and call.state is not CallState.ENDED:
-                setattr(call, name, None)
-                TRANSITIONS[call.state][event](self, call, None, now)
+        # Due timers fire in deadline order, so a loop that wakes up late still
+        # ends the call for the reason that came first (max duration before the
+        # ACK timeout, say); the table order only breaks ties.
+        due = sorted(
+            (deadline, order, name, event)
+            for order, (name, event) in enumerate(_CALL_TIMERS)
+            if (deadline := getattr(call, name)) is not None and deadline <= now
+        )
+        for deadline, _, name, event in due:
+            if call.state is CallState.ENDED:
+                break
+            if getattr(call, name) != deadline:
+                continue  # an earlier handler stopped or moved this timer
+            setattr(call, name, None)
+            TRANSITIONS[call.state][event](self, call, None, now)
 
     def _send_keepalives(self, now: float) -> None:
         for state in self.trunks.states:
@@ -528,7 +565,16 @@ class CallEngine(LegsMixin):
 
     def send_now(self, message: Request | Response, destination: Address) -> None:
         """Queue a message that belongs to no transaction (2xx resends, ACK for 2xx)."""
-        self.outgoing.append((message.to_bytes(), destination))
+        self.queue_raw(message.to_bytes(), destination)
+
+    def queue_raw(self, data: bytes, destination: Address) -> None:
+        """Queue bytes outside any transaction, after whatever the layer queued before.
+
+        The layer's sends are moved over first so that `drain` keeps wire order:
+        an ACK queued before a BYE must leave before it (RFC 3261 section 15).
+        """
+        self.outgoing.extend((s.data, s.destination) for s in self.layer.drain_outgoing())
+        self.outgoing.append((data, destination))
 
     def _respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
         try:
@@ -553,6 +599,22 @@ class CallEngine(LegsMixin):
     def emit(self, event: CallEvent) -> None:
         """Hand a call event to the sink."""
         self.sink.emit(event)
+
+
+# Call timers: the Call attribute holding each deadline and the input it fires.
+_CALL_TIMERS: tuple[tuple[str, CallInput], ...] = (
+    ("ring_deadline", CallInput.RING_TIMEOUT),
+    ("ack_deadline", CallInput.ACK_TIMEOUT),
+    ("retransmit_deadline", CallInput.RETRANSMIT_2XX),
+    ("max_duration_deadline", CallInput.MAX_DURATION),
+    ("session_deadline", CallInput.SESSION_EXPIRED),
+)
+
+
+def _warning_value(reason: str) -> str:
+    """A Warning header (RFC 3261 section 20.43) telling the peer what we disliked."""
+    text = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "?" for c in reason)
+    return f'399 b2bua "{text[:120]}"'
 
 
 def _raw_forms(caller: str) -> tuple[str, ...]:

@@ -51,7 +51,6 @@ class LegsMixin:
     calls_by_b: dict[tuple[str, str], Call]
     client_purposes: dict[ClientTransaction, tuple[Call | None, str]]
     cancel_on_provisional: set[ClientTransaction]
-    outgoing: list[tuple[bytes, Address]]
     current_server_transaction: ServerTransaction | None
 
     if TYPE_CHECKING:
@@ -63,6 +62,7 @@ class LegsMixin:
         def finish(self, call: Call) -> None: ...
         def emit(self, event: CallEvent) -> None: ...
         def send_now(self, message: Request | Response, destination: Address) -> None: ...
+        def queue_raw(self, data: bytes, destination: Address) -> None: ...
 
     # --- the outbound leg -----------------------------------------------------------
 
@@ -145,6 +145,12 @@ class LegsMixin:
             self.client_purposes[transaction] = (None, "abandoned")
         call.b_transaction = None
         self.release_trunk(call)
+        if call.b_dialog is not None:
+            # The failed leg's dialog never confirmed: nothing may reach the call through it.
+            key = (call.b_dialog.call_id, call.b_dialog.local_tag)
+            self.calls_by_b.pop(key, None)
+            if key in call.b_dialog_keys:
+                call.b_dialog_keys.remove(key)
         if status in FAILOVER_STATUSES and call.trunk_index + 1 < len(call.trunk_candidates):
             call.trunk_index += 1
             self.start_outbound(call, first=False, now=now)
@@ -204,13 +210,13 @@ class LegsMixin:
             assert call.b_invite is not None and call.b_trunk is not None
             self.ack_and_bye(call.b_invite, response, call.b_trunk.trunk.address, now=now)
         elif call.b_ack is not None:
-            self.outgoing.append(call.b_ack)
+            self.queue_raw(*call.b_ack)
 
     def retransmit_answer(self, call: Call, *, now: float) -> None:
         """Resend the 2xx to the caller, doubling the interval up to T2."""
         if call.a_acked or call.a_2xx is None:
             return
-        self.outgoing.append((call.a_2xx, call.a_source))
+        self.queue_raw(call.a_2xx, call.a_source)
         call.a_2xx_interval = min(call.a_2xx_interval * 2, self.settings.timers.t2)
         call.retransmit_deadline = now + call.a_2xx_interval
 
@@ -241,10 +247,11 @@ class LegsMixin:
             contact_user=call.route.shown_number,
             body=relay_body,
             content_type=relay_type,
+            protected=call.protect_towards_callee,
         )
         destination = dialog.request_destination(local)
         call.b_ack = (ack.to_bytes(), destination)
-        self.outgoing.append(call.b_ack)
+        self.queue_raw(*call.b_ack)
 
     # --- failures and endings ------------------------------------------------------
 
@@ -378,9 +385,18 @@ class LegsMixin:
         server = self.current_server_transaction
         if server is None:
             return
+        source = call.a_dialog if from_caller else call.b_dialog
         target = call.b_dialog if from_caller else call.a_dialog
         local = call.b_local if from_caller else call.a_local
-        if target is None or local is None or target.remote_tag is None:
+        if (
+            source is None
+            or source.remote_tag is None
+            or target is None
+            or local is None
+            or target.remote_tag is None
+        ):
+            # No dialog yet on one side (the callee has not sent a tagged
+            # response): the request matches no dialog (RFC 3261 section 12.2.2).
             self.answer_in_dialog(request, 481, now=now)
             return
         method = request.method
@@ -396,9 +412,7 @@ class LegsMixin:
                 call.pending_reinvite_from_caller = True
             else:
                 call.pending_reinvite_from_callee = True
-            source_dialog = call.a_dialog if from_caller else call.b_dialog
-            if source_dialog is not None:
-                source_dialog.set_target_from(request)
+            source.set_target_from(request)
         if method == "INVITE":
             self.respond(server, to_tag_response(request, 100, to_tag=""), now)
         relayed = messages.relayed_request(call, request, target, local, self.random)
@@ -468,13 +482,21 @@ class LegsMixin:
             contact_user=call.route.shown_number,
             body=body,
             content_type=content_type,
+            protected=call.protect_towards_callee if from_caller else call.protect_towards_caller,
         )
         self.send_now(relayed, target.request_destination(local))
 
     def _refresh_session(self, call: Call, response: Response, now: float) -> None:
-        """RFC 4028: a 2xx carrying Session-Expires starts a new session interval."""
+        """RFC 4028: a 2xx carrying Session-Expires starts a new session interval.
+
+        A 2xx to a re-INVITE or UPDATE without it still proves both legs alive,
+        so a running timer restarts with its interval instead of ending a call
+        that was just refreshed (the timer keeps a vanished leg from lingering).
+        """
         value = response.headers.get("session-expires")
         if value is None:
+            if call.session_deadline is not None and call.session_interval is not None:
+                call.session_deadline = now + call.session_interval
             return
         interval_text = split_list(value)[0].split(";")[0].strip() if value else ""
         if interval_text.isdigit() and int(interval_text) > 0:

@@ -51,6 +51,10 @@ SAFE_HEADERS: frozenset[str] = frozenset(
 _RELAYED_OPTION_TAGS = frozenset({"100rel", "timer", "precondition"})
 
 
+# Bodies of INFO DTMF relay (SIP INFO with "Signal=5 Duration=160" and the like).
+DTMF_MEDIA_TYPES: frozenset[str] = frozenset({"application/dtmf-relay", "application/dtmf"})
+
+
 def protected_forms(number: str) -> tuple[str, ...]:
     """Substrings that reveal a national-form number however it is written.
 
@@ -91,7 +95,7 @@ def safe_headers(triples: Iterable[tuple[str, str, str]]) -> list[tuple[str, str
 
 
 def relay_body(content_type: str | None, body: bytes) -> tuple[str | None, bytes]:
-    """The body to send to the other leg: SDP anonymised, anything else dropped.
+    """The body to send to the other leg: SDP anonymised, DTMF kept, anything else dropped.
 
     ISUP (SIP-I) and other opaque bodies carry the calling number in binary
     form, so they never cross. An SDP part inside multipart/mixed is extracted.
@@ -99,6 +103,9 @@ def relay_body(content_type: str | None, body: bytes) -> tuple[str | None, bytes
     if not body or content_type is None:
         return None, b""
     media = content_type.split(";")[0].strip().lower()
+    if media in DTMF_MEDIA_TYPES:
+        # INFO DTMF (DESIGN section 4): a digit and a duration, scrubbed like the rest.
+        return media, body
     if media == "application/sdp":
         return "application/sdp", anonymize_sdp(body)
     if media.startswith("multipart/"):

@@ -171,9 +171,16 @@ def ack_for(
     contact_user: str,
     body: bytes = b"",
     content_type: str | None = None,
+    protected: tuple[str, ...] = (),
 ) -> Request:
-    """An ACK for a 2xx on `dialog` (RFC 3261 section 13.2.2.4): new branch, INVITE's CSeq."""
+    """An ACK for a 2xx on `dialog` (RFC 3261 section 13.2.2.4): new branch, INVITE's CSeq.
+
+    A relayed ACK can carry the other leg's SDP answer, so it is scrubbed of
+    `protected` numbers like every other message that crosses.
+    """
     headers = [("Content-Type", content_type)] if content_type and body else []
-    return dialog.build_request(
+    ack = dialog.build_request(
         "ACK", local, random, contact_user=contact_user, cseq=cseq, headers=headers, body=body
     )
+    _finish(ack, protected)
+    return ack

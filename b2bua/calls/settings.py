@@ -30,5 +30,6 @@ class EngineCounters:
     overload_rejections: int = 0
     untrusted_requests: int = 0
     stray_answers: int = 0
+    malformed: int = 0
     requests_by_method: dict[str, int] = field(default_factory=dict)
     responses_by_status: dict[int, int] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from b2bua.calls.dialog import LocalEndpoint
 from b2bua.calls.engine import CallEngine
@@ -153,6 +154,7 @@ def invite_from_a(
     branch: str = "z9hG4bKa1",
     extra: str = "",
     body: bytes = SDP_A,
+    cseq: int = 1,
 ) -> bytes:
     head = (
         f"INVITE sip:{dialled}@127.0.0.1:5060 SIP/2.0\r\n"
@@ -161,7 +163,7 @@ def invite_from_a(
         f'From: "{caller}" <sip:{caller}@127.0.0.10>;tag=atag\r\n'
         f"To: <sip:{dialled}@127.0.0.1>\r\n"
         f"Call-ID: {call_id}\r\n"
-        "CSeq: 1 INVITE\r\n"
+        f"CSeq: {cseq} INVITE\r\n"
         f"Contact: <sip:{caller}@127.0.0.10:5061>\r\n"
         f"P-Asserted-Identity: <sip:+86{caller}@127.0.0.10>\r\n"
         f"{extra}"
@@ -179,9 +181,10 @@ def response_to(
     body: bytes = b"",
     extra: str = "",
     contact: str = "<sip:callee@127.0.0.20:5070>",
+    reason: str = "Whatever",
 ) -> bytes:
     """A response from the peer that received `request` (copies Via, From, To, Call-ID, CSeq)."""
-    lines = [f"SIP/2.0 {status} Whatever"]
+    lines = [f"SIP/2.0 {status} {reason}"]
     for name in ("via", "from", "call-id", "cseq"):
         for value in request.headers.get_lines(name):
             lines.append(f"{name}: {value}")
@@ -211,6 +214,7 @@ def in_dialog(
     via_host: str,
     extra: str = "",
     body: bytes = b"",
+    content_type: str = "application/sdp",
 ) -> bytes:
     head = (
         f"{method} {uri} SIP/2.0\r\n"
@@ -218,13 +222,13 @@ def in_dialog(
         "Max-Forwards: 70\r\n"
         f"From: {from_value}\r\nTo: {to_value}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
         f"{extra}"
-        + ("Content-Type: application/sdp\r\n" if body else "")
+        + (f"Content-Type: {content_type}\r\n" if body else "")
         + f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
 
-def only(messages: list[tuple[Request | Response, Address]], kind: str) -> list:
+def only(messages: list[tuple[Request | Response, Address]], kind: str) -> list[Any]:
     """Messages whose method or status (as text) is `kind`."""
     out = []
     for message, address in messages:

@@ -1,0 +1,92 @@
+"""Call events as structlog lines, and a sink that fans events out to several sinks.
+
+One log event per call state change, with our call id, the inbound Call-ID,
+binding and tenant (DESIGN section 6). Real numbers are masked unless the
+operator sets `log_numbers` (the logging processor masks them too; here they
+are masked at the source so even debug output of this sink stays clean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+
+from b2bua.calls.events import (
+    CallAnswered,
+    CallAttempted,
+    CallEnded,
+    CallEvent,
+    CallEventSink,
+    CallForwarded,
+    CallRinging,
+)
+
+log = structlog.get_logger("b2bua.calls")
+
+
+def mask_number(number: str | None) -> str | None:
+    """`13812345678` -> `138****5678`: enough to correlate, not enough to dial."""
+    if not number or len(number) < 8:
+        return number
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+class LoggingCallSink:
+    """Writes each call event as one structlog event."""
+
+    def __init__(self, *, log_numbers: bool = False) -> None:
+        self._log_numbers = log_numbers
+
+    def _number(self, number: str | None) -> str | None:
+        return number if self._log_numbers else mask_number(number)
+
+    def emit(self, event: CallEvent) -> None:
+        """Log one event (never raises into the engine)."""
+        if isinstance(event, CallAttempted):
+            log.info(
+                "call_attempted",
+                call_id=event.call_id,
+                inbound_call_id=event.inbound_call_id,
+                trunk=event.inbound_trunk,
+                binding_id=event.binding_id,
+                tenant_id=event.tenant_id,
+                middle_number=event.middle_number,
+                caller=self._number(event.caller),
+                rejection=event.rejection,
+            )
+        elif isinstance(event, CallForwarded):
+            log.info(
+                "call_forwarded",
+                call_id=event.call_id,
+                outbound_call_id=event.outbound_call_id,
+                trunk=event.outbound_trunk,
+                callee=self._number(event.callee),
+            )
+        elif isinstance(event, CallRinging):
+            log.info("call_ringing", call_id=event.call_id)
+        elif isinstance(event, CallAnswered):
+            log.info("call_answered", call_id=event.call_id)
+        elif isinstance(event, CallEnded):
+            log.info(
+                "call_ended",
+                call_id=event.call_id,
+                status=event.status,
+                end_reason=event.end_reason.value,
+                released_by=event.released_by.value,
+            )
+
+
+class FanOutSink:
+    """Passes each event to every sink in order; one failing sink does not stop the rest."""
+
+    def __init__(self, sinks: Iterable[CallEventSink]) -> None:
+        self.sinks = list(sinks)
+
+    def emit(self, event: CallEvent) -> None:
+        """Deliver `event` to every sink."""
+        for sink in self.sinks:
+            try:
+                sink.emit(event)
+            except Exception:
+                log.exception("call_event_sink_failed", sink=type(sink).__name__)
