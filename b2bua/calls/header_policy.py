@@ -140,7 +140,12 @@ def scrub(
     """
     if not protected:
         return triples, body
-    kept = [t for t in triples if not any(form in t[2] for form in protected)]
+    # One search over all values first: in normal traffic nothing matches and the
+    # per-line filter below never runs.
+    joined = "\n".join([t[2] for t in triples])
+    kept = triples
+    if any(form in joined for form in protected):
+        kept = [t for t in triples if not any(form in t[2] for form in protected)]
     if body and any(form.encode() in body for form in protected):
         newline = b"\r\n" if b"\r\n" in body else b"\n"
         encoded = [form.encode() for form in protected]
