@@ -13,6 +13,7 @@ from typing import Any
 
 from b2bua.cdr.cli import add_cdr_commands
 from b2bua.config import Config, ConfigError, load_config
+from b2bua.policy.cli import add_policy_commands
 
 
 def _print_problems(error: ConfigError) -> None:
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(standalone=_check_config)
     _add_operator_commands(subparsers)
     add_cdr_commands(subparsers)
+    add_policy_commands(subparsers)
     return parser
 
 

@@ -12,9 +12,13 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from b2bua.bindings.model import Binding, BindingFilter, PoolNumber, Tenant
+
+if TYPE_CHECKING:
+    from b2bua.store.sql_cdr import SqlCdrStore
+    from b2bua.store.sql_policy import SqlPolicyStore
 
 __all__ = [
     "AuditEntry",
@@ -127,6 +131,10 @@ class Store(abc.ABC):
     """
 
     dialect: str
+    cdr: SqlCdrStore
+    """Call records, their hash chains and the webhook outbox (:mod:`b2bua.store.sql_cdr`)."""
+    policy: SqlPolicyStore
+    """Block lists of the abuse controls (:mod:`b2bua.store.sql_policy`)."""
 
     # -- lifecycle -------------------------------------------------------------
     @abc.abstractmethod

@@ -31,6 +31,8 @@ from b2bua.store.rows import (
 __all__ = ["SqlStore"]
 
 from b2bua.store.sql_bindings import INSERT_AUDIT, BindingWrites
+from b2bua.store.sql_cdr import SqlCdrStore
+from b2bua.store.sql_policy import SqlPolicyStore
 
 
 class SqlStore(BindingWrites, Store):
@@ -41,6 +43,8 @@ class SqlStore(BindingWrites, Store):
         self.dialect = driver.dialect
         self._queue: list[tuple[NewBinding, str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.cdr = SqlCdrStore(driver)
+        self.policy = SqlPolicyStore(driver)
 
     # -- lifecycle -------------------------------------------------------------
     async def migrate(self) -> None:
