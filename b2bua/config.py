@@ -167,6 +167,30 @@ class BindingsConfig:
 
 
 @dataclass(frozen=True)
+class CdrConfig:
+    """`[cdr]`: call records (b2bua.cdr.settings.CdrSettings documents each key)."""
+
+    node_id: str = field(default="", metadata=checked(_string(nonempty=False)))
+    batch_interval_s: float = field(default=0.1, metadata=checked(_positive_number))
+    batch_max: int = field(default=1000, metadata=checked(_integer(1)))
+    max_queue: int = field(default=200_000, metadata=checked(_integer(1)))
+    retry_max_s: float = field(default=1.0, metadata=checked(_positive_number))
+    heartbeat_interval_s: float = field(default=1.0, metadata=checked(_positive_number))
+    stale_after_s: float = field(default=30.0, metadata=checked(_positive_number))
+    stale_check_interval_s: float = field(default=15.0, metadata=checked(_positive_number))
+    webhook_timeout_s: float = field(default=5.0, metadata=checked(_positive_number))
+    webhook_max_attempts: int = field(default=12, metadata=checked(_integer(1)))
+    webhook_backoff_s: float = field(default=2.0, metadata=checked(_positive_number))
+    webhook_max_backoff_s: float = field(default=1800.0, metadata=checked(_positive_number))
+    webhook_concurrency: int = field(default=16, metadata=checked(_integer(1)))
+    webhook_poll_s: float = field(default=1.0, metadata=checked(_positive_number))
+    retention_days: float = field(default=180.0, metadata=checked(_positive_number))
+    purge_interval_s: float = field(default=3600.0, metadata=checked(_positive_number))
+    purge_batch: int = field(default=5000, metadata=checked(_integer(1)))
+    purge_pause_s: float = field(default=0.05, metadata=checked(_positive_number))
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """`[policy]`: abuse controls (b2bua.policy.PolicySettings documents each rule)."""
 
@@ -218,6 +242,7 @@ class Config:
     numbering: NumberingConfig = field(default_factory=NumberingConfig)
     bindings: BindingsConfig = field(default_factory=BindingsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    cdr: CdrConfig = field(default_factory=CdrConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def is_trusted(self, host: str) -> bool:
