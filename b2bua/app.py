@@ -21,6 +21,8 @@ from typing import Any
 import uvicorn
 
 from b2bua.api.app import create_api
+from b2bua.api.provisioning import ApiContext, ApiSettings, install_provisioning_api
+from b2bua.api.routes_policy import install_policy_api
 from b2bua.app_engine import EngineCore, TimedDispatcher
 from b2bua.app_routing import BindingRouter
 from b2bua.app_sip import StatelessCore
@@ -31,10 +33,15 @@ from b2bua.calls.engine import CallEngine
 from b2bua.calls.events import CallEventSink
 from b2bua.calls.routing import Trunk
 from b2bua.calls.settings import EngineSettings
+from b2bua.cdr.service import CdrService
+from b2bua.cdr.settings import CdrSettings
 from b2bua.config import Config, server_ssl_context
 from b2bua.numbering import NumberingRules
 from b2bua.observability.call_log import FanOutSink, LoggingCallSink
 from b2bua.observability.logging import get_logger
+from b2bua.observability.node import NodeObservability, Sources
+from b2bua.policy import AbusePolicy, PolicyRouter, PolicySettings
+from b2bua.policy.service import PolicyService
 from b2bua.sip.address import Address
 from b2bua.sip.timers import TimerConfig
 from b2bua.store import open_store
@@ -103,6 +110,8 @@ class Application:
         self.ready = False
         self.store: Any = None
         self.bindings: BindingService | None = None
+        self.policy: PolicyService | None = None
+        self.cdr: CdrService | None = None
         self.engine: CallEngine | None = None
         self.sinks: list[CallEventSink] = []
         self._dispatcher: TimedDispatcher | None = None
@@ -110,17 +119,29 @@ class Application:
         self.tcp: list[TcpTransport] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
+        # Metrics registry, loop-lag probe and readiness (store ping, listeners).
+        self.observability = NodeObservability()
 
     async def start(self) -> None:
         """Open the store, bind SIP and HTTP listeners; OSError/StoreError on failure."""
         config = self.config
         loop = asyncio.get_running_loop()
         self.store = await open_store(config.store.url)
+        self.observability.instrument_store(self.store)
         rules = NumberingRules.from_config(config.numbering)
         self.bindings = BindingService(
             self.store, rules, BindingSettings.from_config(config.bindings)
         )
         await self.bindings.start()
+        abuse = AbusePolicy(PolicySettings.from_config(config.policy), rules)
+        self.policy = PolicyService(self.store, abuse)
+        await self.policy.start()
+        # Records of calls a crash interrupted are closed before any new call starts.
+        self.cdr = CdrService(
+            self.store, CdrSettings.from_config(config.cdr), config.cdr.node_id or None
+        )
+        await self.cdr.start()
+        router = PolicyRouter(BindingRouter(self.bindings, rules), abuse)
         stateless = StatelessCore(
             # Trunks send from a handful of addresses; skip re-parsing them per message.
             is_trusted=functools.lru_cache(maxsize=4096)(config.is_trusted),
@@ -153,10 +174,11 @@ class Application:
             transports.setdefault(name, transport)
             endpoints.setdefault(name, LocalEndpoint(name, config.sip.host, bound[1]))
             log.info("listening", transport=address.transport, address=_format(*bound))
-        self.sinks = [LoggingCallSink(log_numbers=config.logging.log_numbers)]
+        self.sinks = [self.cdr.sink, LoggingCallSink(log_numbers=config.logging.log_numbers)]
+        self.sinks.append(self.observability.call_sink)
         self.engine = CallEngine(
             engine_settings(config, endpoints),
-            BindingRouter(self.bindings, rules),
+            router,
             FanOutSink(self.sinks),
             random=_random_token,
             wall_clock=time.time,
@@ -169,6 +191,16 @@ class Application:
             max_message_size=config.sip.max_message_size,
         )
         dispatcher.rearm()
+        self.observability.start(
+            Sources(
+                engine=lambda: self.engine,
+                bindings=lambda: self.bindings,
+                listeners=lambda: [*self.udp, *self.tcp],
+                # Record writer, webhooks, policy: found duck-typed among these.
+                extras=lambda: [*vars(self).values(), *self.sinks],
+            ),
+            store=self.store,
+        )
         await self._start_http()
         self.ready = True
         log.info("started", trunks=[t.name for t in config.trunks], store=self._store_kind())
@@ -189,7 +221,22 @@ class Application:
         except OSError:
             sock.close()
             raise
-        api = create_api(self.config, is_ready=lambda: self.ready, store=self.store)
+        api = create_api(
+            self.config,
+            is_ready=lambda: self.ready and self.observability.ready(),
+            store=self.store,
+            registry=self.observability.registry,
+        )
+        if self.bindings is not None:
+            context = ApiContext(
+                service=self.bindings,
+                store=self.store,
+                operator_key=self.config.auth.operator_key,
+                settings=ApiSettings(require_consent=self.config.bindings.require_consent),
+            )
+            install_provisioning_api(api, context)
+            if self.policy is not None:
+                install_policy_api(api, self.policy, context)
         server_config = uvicorn.Config(
             api,
             log_config=None,
@@ -229,6 +276,7 @@ class Application:
             await self.drain_calls()
         except Exception:
             log.exception("drain_failed")
+        await self.observability.stop()
         if self._dispatcher is not None:
             self._dispatcher.close()
         for udp in self.udp:
@@ -246,6 +294,18 @@ class Application:
                 log.warning("http_stop_timeout")
             except Exception:
                 log.exception("http_stop_failed")
+        if self.cdr is not None:
+            try:
+                await self.cdr.close()  # flushes the last records before the store closes
+            except Exception:
+                log.exception("cdr_close_failed")
+            self.cdr = None
+        if self.policy is not None:
+            try:
+                await self.policy.close()
+            except Exception:
+                log.exception("policy_close_failed")
+            self.policy = None
         if self.bindings is not None:
             try:
                 await self.bindings.close()

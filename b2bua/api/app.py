@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from b2bua.config import Config
 
@@ -21,12 +22,13 @@ def create_api(
     *,
     is_ready: Callable[[], bool] = lambda: True,
     store: Any = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the HTTP app.
 
     `is_ready` says whether the node should receive traffic (listeners bound,
     store open, not draining); `store` is the opened store, or None while no
-    store module exists.
+    store module exists; `registry` is served at `/metrics` when given.
     """
     api = FastAPI(title="b2bua", version="0.1.0")
     api.state.config = config
@@ -44,5 +46,12 @@ def create_api(
         if request.app.state.is_ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
+
+    if registry is not None:
+
+        @api.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            """Prometheus text format; async so collectors read engine state on the loop."""
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return api

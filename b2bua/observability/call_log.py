@@ -1,7 +1,9 @@
 """Call events as structlog lines, and a sink that fans events out to several sinks.
 
-One log event per call state change, with our call id, the inbound Call-ID,
-binding and tenant (DESIGN section 6). Real numbers are masked unless the
+One log event per call state change (`call_attempted`, `call_forwarded`,
+`call_ringing`, `call_answered`, `call_ended`), each with our `call_id`, the
+`inbound_call_id`, `binding_id`, `tenant_id` and inbound `trunk`, plus the SIP
+`status` where the event has one (DESIGN section 6). Real numbers are masked unless the
 operator sets `log_numbers` (the logging processor masks them too; here they
 are masked at the source so even debug output of this sink stays clean).
 """
@@ -32,11 +34,21 @@ def mask_number(number: str | None) -> str | None:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
+# Every line of a call carries these, so one grep on any of them finds the whole call.
+_CONTEXT_FIELDS = ("inbound_call_id", "binding_id", "tenant_id", "trunk")
+
+
 class LoggingCallSink:
-    """Writes each call event as one structlog event."""
+    """Writes each call event as one structlog event.
+
+    Every line carries our `call_id` and the call's context taken from its
+    `CallAttempted` (inbound Call-ID, binding id, tenant, inbound trunk), kept
+    per call until `CallEnded`; SIP statuses are logged where an event has one.
+    """
 
     def __init__(self, *, log_numbers: bool = False) -> None:
         self._log_numbers = log_numbers
+        self._context: dict[str, dict[str, str | None]] = {}
 
     def _number(self, number: str | None) -> str | None:
         return number if self._log_numbers else mask_number(number)
@@ -44,33 +56,43 @@ class LoggingCallSink:
     def emit(self, event: CallEvent) -> None:
         """Log one event (never raises into the engine)."""
         if isinstance(event, CallAttempted):
+            context = {
+                "inbound_call_id": event.inbound_call_id,
+                "binding_id": event.binding_id,
+                "tenant_id": event.tenant_id,
+                "trunk": event.inbound_trunk,
+            }
+            self._context[event.call_id] = context  # dropped at CallEnded
             log.info(
                 "call_attempted",
                 call_id=event.call_id,
-                inbound_call_id=event.inbound_call_id,
-                trunk=event.inbound_trunk,
-                binding_id=event.binding_id,
-                tenant_id=event.tenant_id,
+                **context,
                 middle_number=event.middle_number,
                 caller=self._number(event.caller),
+                mode=event.mode,
                 rejection=event.rejection,
             )
-        elif isinstance(event, CallForwarded):
+            return
+        context = self._context.get(event.call_id) or dict.fromkeys(_CONTEXT_FIELDS)
+        if isinstance(event, CallForwarded):
             log.info(
                 "call_forwarded",
                 call_id=event.call_id,
+                **context,
                 outbound_call_id=event.outbound_call_id,
-                trunk=event.outbound_trunk,
+                outbound_trunk=event.outbound_trunk,
                 callee=self._number(event.callee),
             )
         elif isinstance(event, CallRinging):
-            log.info("call_ringing", call_id=event.call_id)
+            log.info("call_ringing", call_id=event.call_id, **context)
         elif isinstance(event, CallAnswered):
-            log.info("call_answered", call_id=event.call_id)
+            log.info("call_answered", call_id=event.call_id, **context, status=200)
         elif isinstance(event, CallEnded):
+            self._context.pop(event.call_id, None)
             log.info(
                 "call_ended",
                 call_id=event.call_id,
+                **context,
                 status=event.status,
                 end_reason=event.end_reason.value,
                 released_by=event.released_by.value,

@@ -96,6 +96,13 @@ inbound_from = ["127.0.0.1/32"]
 """
 
 
+DEFAULT_TIMERS = """
+t1 = 0.1
+t2 = 0.4
+t4 = 0.5
+"""
+
+
 def write_config(
     tmp_path: Path,
     sip_port: int,
@@ -104,11 +111,12 @@ def write_config(
     sip: str = "",
     trunks: str = DEFAULT_TRUNK,
     sections: str = "",
+    timers: str = DEFAULT_TIMERS,
 ) -> Path:
     """A config on the given ports with SQLite in tmp_path and short timers.
 
     `sip` adds lines to [sip], `trunks` replaces the [[trunks]] tables and
-    `sections` appends whole tables.
+    `sections` appends whole tables; `timers` replaces the [timers] lines.
     """
     text = f"""
 [sip]
@@ -123,9 +131,7 @@ listen = "127.0.0.1:{http_port}"
 url = "sqlite:///{tmp_path / "b2bua.db"}"
 
 [timers]
-t1 = 0.1
-t2 = 0.4
-t4 = 0.5
+{timers}
 {sections}
 {trunks}
 """

@@ -1,0 +1,130 @@
+"""Logs: JSON lines, one event per call state change with the documented fields,
+levels from configuration, and no real number at info level unless configured."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import types
+
+import pytest
+
+from b2bua.calls.events import CallAttempted, CallEnded, EndReason, ReleasedBy
+from b2bua.config import LoggingConfig
+from b2bua.observability import call_log
+from b2bua.observability.call_log import LoggingCallSink
+from b2bua.observability.logging import configure_logging, get_logger
+from b2bua.sip.address import Address
+from observability.calls import A, B
+from observability.conftest import ANSWERED_CALLS, Observed
+
+CALL_EVENTS = ("call_attempted", "call_forwarded", "call_ringing", "call_answered", "call_ended")
+CONTEXT = ("call_id", "inbound_call_id", "binding_id", "tenant_id", "trunk")
+# Any Chinese mobile number, not only A's and B's (the default real_patterns).
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+REAL = ("13800000001", "13900000002")
+IDS = {"call_id", "inbound_call_id", "outbound_call_id", "binding_id", "tenant_id", "node"}
+
+
+def test_every_line_is_json_with_level_and_timestamp(observed: Observed) -> None:
+    lines = observed.server.log_path.read_text().splitlines()
+    assert lines
+    for line in lines:
+        event = json.loads(line)
+        assert {"event", "level", "timestamp", "logger"} <= event.keys(), event
+
+
+def test_one_event_per_call_state_change_with_context(observed: Observed) -> None:
+    events = [e for e in observed.server.log_events() if e.get("event") in CALL_EVENTS]
+    by_call: dict[str, list[dict[str, object]]] = {}
+    for event in events:
+        for field in CONTEXT:
+            assert field in event, (field, event)
+        by_call.setdefault(str(event["call_id"]), []).append(event)
+    answered = [calls for calls in by_call.values() if calls[0]["rejection"] is None]
+    assert len(answered) == ANSWERED_CALLS
+    binding = observed.binding
+    for call in answered:
+        assert [e["event"] for e in call] == list(CALL_EVENTS), call
+        for event in call:
+            assert event["binding_id"] == binding["id"], event
+            assert event["tenant_id"] == binding["tenant_id"], event
+            assert event["trunk"] == "carrier-b", event
+            assert event["inbound_call_id"] == call[0]["inbound_call_id"], event
+        assert call[-1]["status"] == 200 and call[-1]["end_reason"] == "normal"
+    (refused,) = [calls for calls in by_call.values() if calls[0]["rejection"] is not None]
+    assert [e["event"] for e in refused] == ["call_attempted", "call_ended"]
+    assert refused[-1]["status"] == 404 and refused[-1]["binding_id"] is None
+
+
+def test_no_real_number_at_info_level(observed: Observed) -> None:
+    for event in observed.server.log_events():
+        if event.get("level") in ("info", "warning", "error", "critical"):
+            text = json.dumps(event)
+            assert A not in text and B not in text, text
+            # Random hex ids could hold a mobile-looking run by chance: skip them.
+            values = [str(v) for k, v in event.items() if k not in IDS]
+            assert not MOBILE.search(" ".join(values)), text
+    attempted = [e for e in observed.server.log_events() if e.get("event") == "call_attempted"]
+    assert attempted[0]["caller"] == "138****0001"
+
+
+def _capture(config: LoggingConfig, monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(config, real_patterns=(r"1[3-9]\d{9}",), stream=stream)
+    # The sink's module-level logger caches the configuration it first ran with.
+    monkeypatch.setattr(call_log, "log", get_logger("b2bua.calls"))
+    return stream
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_levels_and_per_module_levels_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = types.MappingProxyType({"b2bua.chatty": "debug", "b2bua.quiet": "error"})
+    stream = _capture(LoggingConfig(level="warning", modules=modules), monkeypatch)
+    get_logger("b2bua.chatty").debug("chatty_debug")
+    get_logger("b2bua.quiet").warning("quiet_warning")
+    get_logger("b2bua.other").info("other_info")
+    get_logger("b2bua.other").warning("other_warning")
+    logging.getLogger("b2bua.stdlib").warning("stdlib_warning")
+    events = {line["event"] for line in _lines(stream)}
+    assert events == {"chatty_debug", "other_warning", "stdlib_warning"}
+
+
+def _ended_call(sink: LoggingCallSink) -> None:
+    sink.emit(
+        CallAttempted(
+            "c1",
+            1.0,
+            "in-1@x",
+            Address("UDP", "127.0.0.1", 5060),
+            "t",
+            REAL[0],
+            "700100000000001",
+            "b1",
+            "tenant",
+            None,
+            "AXB",
+            None,
+            "700100000000001",
+        )
+    )
+    sink.emit(CallEnded("c1", 2.0, 200, EndReason.NORMAL, ReleasedBy.CALLER))
+
+
+def test_numbers_masked_unless_log_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = _capture(LoggingConfig(level="info"), monkeypatch)
+    _ended_call(LoggingCallSink(log_numbers=False))
+    get_logger("b2bua.x").info("free_text", detail=f"caller {REAL[1]} called")
+    text = stream.getvalue()
+    assert not any(number in text for number in REAL), text
+    lines = _lines(stream)
+    assert lines[1]["inbound_call_id"] == "in-1@x" and lines[1]["binding_id"] == "b1"
+
+    stream = _capture(LoggingConfig(level="info", log_numbers=True), monkeypatch)
+    _ended_call(LoggingCallSink(log_numbers=True))
+    assert REAL[0] in stream.getvalue()
