@@ -98,7 +98,9 @@ def engine_settings(config: Config, endpoints: dict[str, LocalEndpoint]) -> Engi
     return EngineSettings(
         endpoints=endpoints,
         trunks=trunks,
-        timers=TimerConfig(t1=timers.t1, t2=timers.t2, t4=timers.t4),
+        timers=TimerConfig(
+            t1=timers.t1, t2=timers.t2, t4=timers.t4, timer_d_unreliable=timers.timer_d
+        ),
         untrusted_action=config.sip.untrusted_action,
         max_calls=config.limits.max_calls,
         retry_after_s=config.calls.retry_after_s,

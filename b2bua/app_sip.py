@@ -32,7 +32,8 @@ NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", 
 # In-dialog or in-transaction methods: with no dialogs yet, there is nothing to match.
 NO_DIALOG = frozenset({"BYE", "CANCEL", "PRACK", "UPDATE", "INFO"})
 
-_REQUEST_LINE = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+ +\S+ +SIP/", re.ASCII)
+# The Request-URI may be missing: "BYE  SIP/2.0" still names a request we can refuse.
+_REQUEST_LINE = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+ +(?:\S+ +)?SIP/", re.ASCII)
 _NEEDED = ("via", "from", "to", "call-id", "cseq")
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\udc80-\udcff]")
 _BARE_400 = b"SIP/2.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n"

@@ -120,6 +120,9 @@ class TimersConfig:
     t1: float = field(default=0.5, metadata=checked(_positive_number))
     t2: float = field(default=4.0, metadata=checked(_positive_number))
     t4: float = field(default=5.0, metadata=checked(_positive_number))
+    # Timer D: how long an INVITE client transaction over UDP absorbs repeats of a
+    # failure response ("at least 32 seconds", section 17.1.1.2).
+    timer_d: float = field(default=32.0, metadata=checked(_positive_number))
 
 
 @dataclass(frozen=True)

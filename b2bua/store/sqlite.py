@@ -102,10 +102,21 @@ class SqliteDriver(Driver):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self._write_lock:
+            if self._writer.in_transaction:
+                # Left open by a task cancelled mid-statement: nothing in it was
+                # acknowledged to anybody, so it is rolled back, not committed.
+                with contextlib.suppress(sqlite3.Error):
+                    await self._writer.execute("ROLLBACK")
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _wrap(exc) from exc
+            except BaseException:
+                # Cancelled while BEGIN ran in the connection's thread: it may
+                # have started a transaction that nobody will end.
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
+                raise
             try:
                 yield _SqliteTx(self._writer)
             except BaseException:

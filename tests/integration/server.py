@@ -100,6 +100,7 @@ DEFAULT_TIMERS = """
 t1 = 0.1
 t2 = 0.4
 t4 = 0.5
+timer_d = 1.0
 """
 
 
