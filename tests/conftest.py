@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,3 +24,25 @@ def _fresh_structlog() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+_REQUIRED_MARKERS = ("sipp", "phone")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With B2BUA_REQUIRE_TOOLS=1, a skipped SIPp or real-phone test is a failure.
+
+    `tooling.require_tool` already fails when a tool is missing; this also
+    catches any other way such a test could skip (a skipif, an import guard),
+    so CI can never pass without having driven the server with SIPp and phones.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if (
+        report.skipped
+        and os.environ.get("B2BUA_REQUIRE_TOOLS") == "1"
+        and any(item.get_closest_marker(name) for name in _REQUIRED_MARKERS)
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped, but B2BUA_REQUIRE_TOOLS=1 forbids it"
