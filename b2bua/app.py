@@ -15,6 +15,7 @@ import gc
 import random
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -60,17 +61,21 @@ def _format(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _tune_gc() -> None:
-    """Keep the garbage collector off the hot path.
+def _tune_runtime() -> None:
+    """Keep the garbage collector and the GIL off the hot path.
 
     Everything built at start (the binding index can hold millions of objects)
     moves to the permanent generation, so full collections stop rescanning it;
-    and young-generation collections run less often, since SIP processing
-    allocates many short-lived objects that reference counting frees anyway.
+    young-generation collections run less often, since SIP processing allocates
+    many short-lived objects that reference counting frees anyway. The store's
+    database threads get the GIL back within 1 ms instead of 5 ms, which keeps
+    group commits (and the API requests waiting on them) from queueing behind
+    the event loop, and the event loop from waiting behind them.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    sys.setswitchinterval(0.001)
 
 
 def _random_token() -> str:
@@ -218,7 +223,7 @@ class Application:
             store=self.store,
         )
         await self._start_http()
-        _tune_gc()
+        _tune_runtime()
         self.ready = True
         log.info("started", trunks=[t.name for t in config.trunks], store=self._store_kind())
 
