@@ -1,12 +1,16 @@
-"""Shared test setup: `tests/` importable (for `tooling`), structlog reset per test."""
+"""Shared test setup: `tests/` importable (for `tooling`), structlog reset per test,
+the `store_url` fixture every store-backed suite runs over, and the rule that
+SIPp and phone tests may not skip in CI."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 import structlog
 
@@ -46,3 +50,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.outcome = "failed"
         report.longrepr = f"{item.nodeid} skipped, but B2BUA_REQUIRE_TOOLS=1 forbids it"
+
+
+PG_DSN = os.environ.get("B2BUA_TEST_PG_DSN")
+
+STORE_KINDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_DSN, reason="B2BUA_TEST_PG_DSN is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL to an empty store of each kind: SQLite always, PostgreSQL with
+    B2BUA_TEST_PG_DSN, in a fresh schema dropped afterwards so several test runs
+    can share one database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/b2bua.db"
+        return
+    assert PG_DSN is not None
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}schema={schema}"
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()

@@ -7,13 +7,10 @@ against real bindings on a real SQLite store.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from b2bua.bindings import BindingService, BindingSettings, BindingSpec, Rejection
@@ -21,18 +18,6 @@ from b2bua.bindings.model import Binding
 from b2bua.calls.routing import RouteDecision, RouteRejection
 from b2bua.policy import AbusePolicy, PolicyRouter, PolicySettings
 from b2bua.store import Store, open_store
-
-PG_DSN = os.environ.get("B2BUA_TEST_PG_DSN")
-STORE_KINDS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not PG_DSN, reason="B2BUA_TEST_PG_DSN is not set"),
-        ],
-    ),
-]
 
 START = 1_800_000_000.0
 A, B, C = "13800000001", "13800000002", "13800000003"
@@ -107,22 +92,6 @@ class World:
 
     def call(self, caller: str, dialled: str) -> RouteDecision | RouteRejection:
         return self.router.route(caller, dialled, wall_now=self.clock.now)
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A URL to an empty store of each kind (PostgreSQL in a throwaway schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/b2bua.db"
-        return
-    assert PG_DSN is not None
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    yield f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}schema={schema}"
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
