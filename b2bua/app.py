@@ -265,6 +265,11 @@ class Application:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S),
+            # Platforms call the API directly; no proxy headers to trust or parse,
+            # and no Server/Date headers to format on every response.
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
         )
         self._http = _EmbeddedUvicorn(server_config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
