@@ -111,6 +111,8 @@ def engine_settings(config: Config, endpoints: dict[str, LocalEndpoint]) -> Engi
         retry_after_s=config.calls.retry_after_s,
         ring_timeout_s=config.calls.ring_timeout_s,
         keepalive_interval_s=config.calls.keepalive_interval_s,
+        max_transactions=config.limits.max_transactions,
+        per_source_rps=config.limits.per_source_rps,
     )
 
 
@@ -169,7 +171,9 @@ class Application:
             untrusted_action=config.sip.untrusted_action,
             max_message_size=config.sip.max_message_size,
         )
-        dispatcher = self._dispatcher = TimedDispatcher(loop)
+        dispatcher = self._dispatcher = TimedDispatcher(
+            loop, busy_limit=config.limits.overload_busy_percent / 100
+        )
         ssl_context = server_ssl_context(config.sip)
         transports: dict[str, Transport] = {}
         endpoints: dict[str, LocalEndpoint] = {}

@@ -3,14 +3,21 @@
 Mechanical on purpose (STYLE: "the asyncio side is mechanical"): parse, stamp
 the Via, feed the sans-IO engine, flush what it returns, and keep one
 `loop.call_at` armed for the engine's next deadline.
+
+The one measurement made here is load: `LoadShedder` times the SIP handling on
+the wall clock and, when the loop has little idle time left, tells the engine's
+admission control to refuse a share of new INVITEs (503 + Retry-After) before
+the socket's receive queue can grow and carriers start retransmitting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from b2bua.app_sip import StatelessCore
+from b2bua.calls.admission import Admission
 from b2bua.calls.engine import CallEngine
 from b2bua.sip import ParseError, Request, parse_message
 from b2bua.sip.address import Address
@@ -38,9 +45,19 @@ class EngineCore:
 
     def message_received(self, data: bytes, source: Source, *, now: float) -> list[Outgoing]:
         """One datagram or framed message: answer malformed input, feed the engine."""
-        if self._drop_untrusted and self.engine.trunks.trunk_for_source(source.host) is None:
-            self.engine.counters.untrusted_requests += 1
-            return []  # strangers cost no parsing when the operator says drop
+        engine = self.engine
+        if engine.trunks.trunk_for_source(source.host) is None:
+            admission = engine.admission
+            if (
+                self._drop_untrusted
+                or admission.shed_fraction > 0.0
+                or not admission.source_allows(source.host, now=now)
+            ):
+                # Strangers cost no parsing when the operator says drop, when the
+                # node is shedding load, or past their per-source rate: a flood
+                # from outside must not take CPU from the trunks' calls.
+                engine.counters.untrusted_requests += 1
+                return []
         if not data.strip(b"\r\n"):
             return []  # CRLF keepalive (RFC 5626 section 4.4.1)
         try:
@@ -71,6 +88,16 @@ class EngineCore:
         """When the engine next needs `handle_timers`."""
         return self.engine.next_deadline()
 
+    def queued_bytes(self) -> int | None:
+        """Bytes waiting in the UDP receive queues; None when no transport can tell."""
+        total: int | None = None
+        for transport in {id(t): t for t in self._transports.values()}.values():
+            queued = getattr(transport, "queued_bytes", None)
+            value = queued() if queued is not None else None
+            if value is not None:
+                total = (total or 0) + int(value)
+        return total
+
     def outputs(self) -> list[Outgoing]:
         """The engine's datagrams, addressed to the transport objects that carry them."""
         transports = self._transports
@@ -81,23 +108,123 @@ class EngineCore:
         return out
 
 
+# Load shedding. The signal is pending work: the datagrams waiting in the UDP
+# receive queues (SO_MEMINFO bytes over the kernel's size of a small datagram),
+# over the rate at which the loop handled messages in the last window, is the
+# queueing delay a new message meets. That delay is what becomes carrier
+# retransmissions (T1 = 500 ms), and it covers every cause: our own CPU, a
+# neighbour holding the CPU, a GC pass. Shedding starts when it stays over
+# `SHED_DELAY_S` for two windows in a row (one slow window, a GC pass, is
+# drained in the next). Where no queue can be read (TCP only) the wall-time
+# share spent handling SIP stands in, over `busy_limit` for `SHED_BUSY_WINDOWS`
+# windows. The admitted share of new INVITEs falls by up to half per window
+# while behind and grows back by 3 points per window once the queue is nearly
+# empty; at most `MAX_SHED` of new INVITEs are refused (a trickle still gets
+# through, so a node that has recovered is seen at once).
+SHED_WINDOW_S = 0.05
+SHED_DELAY_S = 0.05
+SHED_BUSY_WINDOWS = 4
+QUEUED_IDLE = 16 * 1024  # about 7 datagrams: nothing to speak of
+DATAGRAM_TRUESIZE = 2304  # kernel bytes per small datagram (skb overhead included)
+SHED_HYSTERESIS = 0.1
+MAX_SHED = 0.95
+DEFAULT_BUSY_LIMIT = 0.9
+
+
+def _unknown_backlog() -> int | None:
+    return None
+
+
+class LoadShedder:
+    """Queueing delay (or busy share), per window, driving `Admission.shed_fraction`.
+
+    See the comment above for the signals. The cut is in proportion to the
+    excess (multiplicative decrease), growth back is additive. Windows are
+    closed by the next message, so after a quiet spell the first message eases
+    the shedding by as many steps as windows passed. `busy_limit` 0 disables
+    shedding; the signals are still measured (`share`, `delay_s`).
+    """
+
+    def __init__(
+        self, busy_limit: float = DEFAULT_BUSY_LIMIT, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.busy_limit = busy_limit
+        self.clock = clock
+        self.share = 0.0  # wall-time share spent handling SIP in the last window
+        self.delay_s = 0.0  # estimated queueing delay at the end of the last window
+        self._window_start = clock()
+        self._busy = 0.0
+        self._handled = 0
+        self._behind = 0  # consecutive windows over the delay (or busy) limit
+
+    def record(
+        self,
+        started: float,
+        ended: float,
+        admission: Admission,
+        backlog: Callable[[], int | None] = _unknown_backlog,
+    ) -> None:
+        """Add one handling interval; at the end of a window, adjust `admission`."""
+        self._busy += ended - started
+        self._handled += 1
+        elapsed = ended - self._window_start
+        if elapsed < SHED_WINDOW_S:
+            return
+        limit = self.busy_limit
+        share = self.share = self._busy / elapsed
+        queued = backlog()
+        if queued is None:
+            over = share > limit
+            idle = share < limit - SHED_HYSTERESIS
+            needed = SHED_BUSY_WINDOWS
+            excess = 1.0 - 3.0 * (share - limit)
+        else:
+            delay = self.delay_s = queued / DATAGRAM_TRUESIZE * elapsed / self._handled
+            over = delay > SHED_DELAY_S
+            idle = queued < QUEUED_IDLE
+            needed = 2
+            excess = SHED_DELAY_S / delay if over else 1.0
+        self._window_start = ended
+        self._busy = 0.0
+        self._handled = 0
+        self._behind = self._behind + 1 if over else 0
+        if limit <= 0.0:
+            return
+        admitted = 1.0 - admission.shed_fraction
+        if self._behind >= needed:
+            admitted *= max(0.5, min(0.9, excess))
+        elif idle:
+            admitted += 0.03 * elapsed / SHED_WINDOW_S
+        admission.shed_fraction = min(MAX_SHED, max(0.0, 1.0 - admitted))
+
+
 class TimedDispatcher:
     """The MessageSink for the engine core: one `loop.call_at` for every deadline."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, core: EngineCore | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        core: EngineCore | None = None,
+        *,
+        busy_limit: float = DEFAULT_BUSY_LIMIT,
+    ) -> None:
         self.core = core
         self._loop = loop
         self._clock: Callable[[], float] = loop.time
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        self.shedder = LoadShedder(busy_limit)
 
     def message_received(self, data: bytes, source: Source) -> None:
         """Feed one message and flush; re-arm the timer if the deadline moved."""
         core = self.core
         if core is None:
             return  # still starting: a trunk retransmits
+        shedder = self.shedder
+        started = shedder.clock()
         send_all(core.message_received(data, source, now=self._clock()))
         self.rearm()
+        shedder.record(started, shedder.clock(), core.engine.admission, core.queued_bytes)
 
     def stream_broken(self, data: bytes, error: ParseError, source: Source) -> None:
         """Pass an unframeable stream to the core before the transport closes it."""
@@ -120,9 +247,15 @@ class TimedDispatcher:
     def _fire(self) -> None:
         self._timer = None
         self._armed_for = None
-        if self.core is not None:
-            send_all(self.core.handle_timers(now=self._clock()))
+        core = self.core
+        if core is None:
+            self.rearm()
+            return
+        shedder = self.shedder
+        started = shedder.clock()
+        send_all(core.handle_timers(now=self._clock()))
         self.rearm()
+        shedder.record(started, shedder.clock(), core.engine.admission, core.queued_bytes)
 
     def close(self) -> None:
         """Cancel the armed timer."""

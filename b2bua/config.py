@@ -143,6 +143,7 @@ class LimitsConfig:
     max_calls_per_trunk: int = field(default=0, metadata=checked(_integer(0)))
     max_transactions: int = field(default=100000, metadata=checked(_integer(1)))
     per_source_rps: int = field(default=0, metadata=checked(_integer(0)))
+    overload_busy_percent: int = field(default=90, metadata=checked(_integer(0)))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 
+from b2bua.calls.admission import Admission, overload_response
 from b2bua.calls.call import Call, CallInput, CallState
 from b2bua.calls.dialog import Dialog, LocalEndpoint, to_tag_response
 from b2bua.calls.engine_legs import LegsMixin
@@ -60,6 +61,8 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"
 SUPPORTED_TAGS = frozenset({"100rel", "timer"})
 NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
 IN_DIALOG_ONLY = frozenset({"BYE", "PRACK", "UPDATE", "INFO"})
+# Requests that finish work in progress: never refused by admission control.
+ALWAYS_ADMITTED = frozenset({"ACK", "CANCEL"})
 
 
 class CallEngine(LegsMixin):
@@ -95,6 +98,9 @@ class CallEngine(LegsMixin):
         self._seq = itertools.count()
         self._next_keepalive: float | None = None
         self.draining = False
+        self.admission = Admission(
+            max_transactions=settings.max_transactions, per_source_rps=settings.per_source_rps
+        )
 
     # --- the adapter's side -------------------------------------------------------
 
@@ -121,6 +127,8 @@ class CallEngine(LegsMixin):
                 # (the parses are cached, so this costs nothing extra later).
                 message.from_addr  # noqa: B018
                 message.to_addr  # noqa: B018
+                if message.method not in ALWAYS_ADMITTED and not self._admit(message, source, now):
+                    return
             events = self.layer.receive(message, source, now=now)
         except ParseError as error:
             # A lazily parsed header (From, To) is malformed: 400 if it was a request.
@@ -130,6 +138,29 @@ class CallEngine(LegsMixin):
                 self.send_now(make_response(message, 400, extra=warning), source)
             return
         self._handle(events, now)
+
+    def _admit(self, request: Request, source: Address, now: float) -> bool:
+        """Admission control before any transaction exists (see calls/admission.py).
+
+        A refused request gets a stateless 503 with Retry-After; retransmissions
+        of admitted requests and in-dialog requests always pass.
+        """
+        admission = self.admission
+        counters = self.counters
+        within_rate = admission.source_allows(source.host, now=now)
+        if request.to_addr.tag or self.layer.has_server(request):
+            return True  # in-dialog, or a retransmission its transaction answers
+        if not within_rate:
+            counters.rate_limited += 1
+        elif admission.transactions_full(self.layer.live_count):
+            counters.transaction_limit_rejections += 1
+        elif request.method == "INVITE" and admission.sheds_invite():
+            counters.shed_rejections += 1
+        else:
+            return True
+        counters.overload_rejections += 1
+        self.send_now(overload_response(request, self.settings.retry_after_s), source)
+        return False
 
     def handle_timers(self, *, now: float) -> None:
         """Fire transaction timers, call timers and trunk keepalives due at `now`."""

@@ -18,6 +18,8 @@ class EngineSettings:
     timers: TimerConfig = field(default_factory=TimerConfig)
     untrusted_action: str = "reject"  # or "drop"
     max_calls: int = 10_000
+    max_transactions: int = 100_000  # new out-of-dialog requests beyond it: stateless 503
+    per_source_rps: int = 0  # requests per second per source address; 0: no limit
     retry_after_s: int = 5
     ring_timeout_s: float = 120.0
     keepalive_interval_s: float = 30.0
@@ -27,7 +29,10 @@ class EngineSettings:
 class EngineCounters:
     """Totals the metrics module reads; the engine never imports a metrics library."""
 
-    overload_rejections: int = 0
+    overload_rejections: int = 0  # every 503 for overload, whatever the limit
+    shed_rejections: int = 0  # new INVITEs refused because the event loop was too busy
+    rate_limited: int = 0  # requests refused by per_source_rps
+    transaction_limit_rejections: int = 0  # requests refused by max_transactions
     untrusted_requests: int = 0
     stray_answers: int = 0
     malformed: int = 0

@@ -167,6 +167,10 @@ class TransactionLayer:
         transaction = self._servers.get(_server_key(cancel, "INVITE"))
         return transaction if isinstance(transaction, InviteServerTransaction) else None
 
+    def has_server(self, request: Request) -> bool:
+        """Whether a live server transaction matches `request` (a retransmission)."""
+        return _server_key(request, request.method) in self._servers
+
     def find_client(self, branch: str, method: str) -> ClientTransaction | None:
         """The live client transaction with this branch and method (section 17.1.3)."""
         return self._clients.get((branch, method))

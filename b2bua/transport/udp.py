@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from typing import Any, cast
 
 from b2bua.observability.logging import get_logger
@@ -17,6 +18,10 @@ from b2bua.transport.base import MessageSink, PeerAddress, Source
 log = get_logger(__name__)
 
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# Linux SO_MEMINFO (include/uapi/linux/sock_diag.h): nine u32 counters, the first
+# being the bytes queued for reading (SK_MEMINFO_RMEM_ALLOC, kernel overhead included).
+SO_MEMINFO = 55
+_MEMINFO = struct.Struct("9I")
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -30,6 +35,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._local: PeerAddress = ("", 0)
         self._closed = asyncio.get_running_loop().create_future()
+        self._meminfo = True  # SO_MEMINFO answered so far
 
     @property
     def local_address(self) -> PeerAddress:
@@ -49,6 +55,23 @@ class UdpTransport(asyncio.DatagramProtocol):
             self._sink.message_received(data, Source(self, addr[0], addr[1]))
         except Exception:
             log.exception("udp_message_failed", peer=f"{addr[0]}:{addr[1]}")
+
+    def queued_bytes(self) -> int | None:
+        """Bytes waiting in the socket's receive queue; None where the OS cannot tell.
+
+        This is the work that arrived but is not handled yet: load shedding
+        watches it, since it turns into delay and then into retransmissions.
+        One getsockopt, a few microseconds; called once per shedding window.
+        """
+        if self._transport is None or not self._meminfo:
+            return None
+        sock = self._transport.get_extra_info("socket")
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
+        except (OSError, AttributeError):
+            self._meminfo = False  # not Linux, or an old kernel: stop asking
+            return None
+        return int(_MEMINFO.unpack(raw)[0])
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors (port unreachable) surface here; they are normal on UDP."""
