@@ -30,6 +30,7 @@ from b2bua.calls.events import (
 from b2bua.calls.handlers import TRANSITIONS
 from b2bua.calls.header_policy import protected_forms
 from b2bua.calls.routing import (
+    RouteDecision,
     Router,
     RouteRejection,
     TrunkState,
@@ -380,21 +381,7 @@ class CallEngine(LegsMixin):
         self.calls_by_a[(a_dialog.call_id, a_dialog.local_tag)] = call
         self.calls_by_invite[transaction] = call
         self.sink.emit(
-            CallAttempted(
-                call_id=call_id,
-                at=wall_now,
-                inbound_call_id=request.call_id,
-                source=source,
-                inbound_trunk=trunk_name,
-                caller=decision.caller or caller,
-                dialled=dialled,
-                binding_id=decision.binding_id,
-                tenant_id=decision.tenant_id,
-                order_id=decision.order_id,
-                mode=decision.mode,
-                direction=decision.direction,
-                middle_number=decision.middle_number,
-            )
+            _attempted(call_id, wall_now, request, source, trunk_name, caller, dialled, decision)
         )
         self.start_outbound(call, first=True, now=now)
         self.reschedule(call)
@@ -416,22 +403,7 @@ class CallEngine(LegsMixin):
         self._respond(transaction, response, now)
         wall_now = self.wall_clock()
         self.sink.emit(
-            CallAttempted(
-                call_id=call_id,
-                at=wall_now,
-                inbound_call_id=request.call_id,
-                source=source,
-                inbound_trunk=trunk_name,
-                caller=rejection.caller or caller,
-                dialled=dialled,
-                binding_id=None,
-                tenant_id=None,
-                order_id=None,
-                mode=None,
-                direction=None,
-                middle_number=None,
-                rejection=rejection.reason,
-            )
+            _attempted(call_id, wall_now, request, source, trunk_name, caller, dialled, rejection)
         )
         self.sink.emit(
             CallEnded(call_id, wall_now, rejection.status, EndReason.REJECTED, ReleasedBy.SERVER)
@@ -640,6 +612,51 @@ _CALL_TIMERS: tuple[tuple[str, CallInput], ...] = (
     ("max_duration_deadline", CallInput.MAX_DURATION),
     ("session_deadline", CallInput.SESSION_EXPIRED),
 )
+
+
+def _attempted(
+    call_id: str,
+    at: float,
+    request: Request,
+    source: Address,
+    trunk_name: str | None,
+    caller: str,
+    dialled: str,
+    route: RouteDecision | RouteRejection,
+) -> CallAttempted:
+    """The attempt event for a routed or a refused INVITE."""
+    if isinstance(route, RouteRejection):
+        return CallAttempted(
+            call_id=call_id,
+            at=at,
+            inbound_call_id=request.call_id,
+            source=source,
+            inbound_trunk=trunk_name,
+            caller=route.caller or caller,
+            dialled=dialled,
+            binding_id=None,
+            tenant_id=None,
+            order_id=None,
+            mode=None,
+            direction=None,
+            middle_number=None,
+            rejection=route.reason,
+        )
+    return CallAttempted(
+        call_id=call_id,
+        at=at,
+        inbound_call_id=request.call_id,
+        source=source,
+        inbound_trunk=trunk_name,
+        caller=route.caller or caller,
+        dialled=dialled,
+        binding_id=route.binding_id,
+        tenant_id=route.tenant_id,
+        order_id=route.order_id,
+        mode=route.mode,
+        direction=route.direction,
+        middle_number=route.middle_number,
+    )
 
 
 def _warning_value(reason: str) -> str:
