@@ -6,7 +6,7 @@
 Fills ``call_records`` with ``--rows`` synthetic finished records (default one
 million; ``--rows 10000000`` for the ten-million case) spread over 180 days, 50
 tenants, 200,000 middle numbers, 2,000,000 real numbers and 1,000,000 bindings,
-then times, through the API reader (:class:`b2bua.cdr.reader.CallRecordReader`),
+then times, through the API reader (:class:`b2bua.api.call_records.StoreCallRecordQuery`),
 the queries ``GET /v1/calls`` makes: newest page per tenant, by X, by real number
 (caller or callee), by binding, by time window, a deep keyset page, and a one-day
 streaming export. Each query runs ``--repeat`` times with random keys; p50/p99 are
@@ -35,9 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from b2bua.api.call_records import CallFilter
+from b2bua.api.call_records import CallFilter, StoreCallRecordQuery
 from b2bua.cdr.export import export_records
-from b2bua.cdr.reader import CallRecordReader
 from b2bua.cdr.record import RECORD_COLUMNS
 from b2bua.store import open_store
 from b2bua.store.sql_cdr_read import RecordFilter
@@ -127,7 +126,7 @@ async def run(args: argparse.Namespace) -> None:
         start = time.monotonic()
         rows = await fill(store, args.rows, args.max_fill_s)
         print(f"filled {rows:,} rows in {time.monotonic() - start:.0f} s")
-        reader = CallRecordReader(store.cdr)
+        reader = StoreCallRecordQuery(store.cdr)
         rng = random.Random(11)
         sample = await store.cdr.list_records(RecordFilter(), limit=200)
         now = time.time()

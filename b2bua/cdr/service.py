@@ -8,7 +8,6 @@
   the writer, the webhook worker and the housekeeping task (tenant webhook list,
   stale-node sweep, retention purge);
 - ``sink`` is the :class:`~b2bua.calls.events.CallEventSink` for the call engine;
-- ``reader`` is the API's :class:`~b2bua.api.call_records.CallRecordQuery`;
 - ``await close()`` flushes the writer and stops every task.
 
 ``node_id`` must be stable across restarts of a node (its records are recovered
@@ -27,7 +26,6 @@ from collections.abc import Callable
 
 import httpx
 
-from b2bua.cdr.reader import CallRecordReader
 from b2bua.cdr.retention import purge_expired
 from b2bua.cdr.settings import CdrSettings
 from b2bua.cdr.webhooks import WebhookWorker
@@ -70,7 +68,6 @@ class CdrService:
         self.writer = CallRecordWriter(
             self.store, self.settings, self.node_id, clock=clock, on_commit=self.webhooks.wake
         )
-        self.reader = CallRecordReader(self.store)
         self._housekeeping: asyncio.Task[None] | None = None
 
     @property
