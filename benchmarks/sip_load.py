@@ -74,6 +74,7 @@ class Step:
     calls: int
     summary: Any  # the kit's SippSummary
     server_cpu_s: float
+    server_system_s: float
     wall_s: float
     uac_cpu_share: float
     uas_cpu_share: float
@@ -89,6 +90,11 @@ class Step:
     def server_share(self) -> float:
         """The server's CPU over the run, in cores."""
         return self.server_cpu_s / self.wall_s
+
+    @property
+    def system_share(self) -> float:
+        """The kernel's part of the server's CPU (system time over user + system)."""
+        return self.server_system_s / max(1e-9, self.server_cpu_s)
 
     @property
     def completed_rate(self) -> float:
@@ -121,7 +127,8 @@ class Step:
             f"{self.rate:5.0f} cps x {self.calls:6d}: ok {s.successful}, failed {s.failed} "
             f"(503 {s.rejected_503}), {100 * self.failed_share:.3f}% failed, "
             f"{self.completed_rate:.0f} cps completed; server {100 * self.server_share:.0f}% of a "
-            f"core, {per_1000:.2f} CPU s/1000 calls; INVITE->200 p50 {rt.get('p50', 0):.0f} "
+            f"core, {per_1000:.2f} CPU s/1000 calls ({100 * self.system_share:.0f}% kernel); "
+            f"INVITE->200 p50 {rt.get('p50', 0):.0f} "
             f"p99 {rt.get('p99', 0):.0f} ms; retransmissions {s.retransmissions}; "
             f"bottleneck: {self.bottleneck()}"
         )
@@ -149,10 +156,14 @@ def run_step(lab: Any, rate: float, seconds: float, hold_s: float = HOLD_S) -> S
         time.sleep(0.2)
     wall = time.monotonic() - started
     summary = uac.summary()
-    server_cpu = lab.server.usage().cpu_s - server_before.cpu_s
+    server_after = lab.server.usage()
+    server_cpu = server_after.cpu_s - server_before.cpu_s
+    server_system = server_after.system_s - server_before.system_s
     uas_after = lab.uas.usage()
     uas_cpu = (uas_after.cpu_s - uas_before.cpu_s) if uas_after and uas_before else 0.0
-    return Step(rate, calls, summary, server_cpu, wall, uac_cpu / wall, uas_cpu / wall)
+    return Step(
+        rate, calls, summary, server_cpu, server_system, wall, uac_cpu / wall, uas_cpu / wall
+    )
 
 
 def settle(lab: Any, timeout: float = 20.0) -> None:

@@ -168,14 +168,16 @@ class ProcessUsage:
 
     cpu_s: float
     rss_bytes: int
+    # The kernel's part of cpu_s (on loopback, sendto runs the receiver's stack too).
+    system_s: float = 0.0
 
     @staticmethod
     def of(pid: int) -> ProcessUsage:
         """Read /proc/<pid>/stat (utime, stime) and /proc/<pid>/statm (resident pages)."""
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        user, system = int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
         rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-        return ProcessUsage(cpu, rss)
+        return ProcessUsage(user + system, rss, system)
 
 
 def b2bua_command() -> list[str]:

@@ -11,6 +11,7 @@ are masked at the source so even debug output of this sink stays clean).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 
@@ -23,6 +24,7 @@ from b2bua.calls.events import (
     CallForwarded,
     CallRinging,
 )
+from b2bua.observability.logging import event_logger, mask_text
 
 log = structlog.get_logger("b2bua.calls")
 
@@ -46,18 +48,25 @@ class LoggingCallSink:
     per call until `CallEnded`; SIP statuses are logged where an event has one.
     """
 
-    def __init__(self, *, log_numbers: bool = False) -> None:
+    def __init__(self, *, log_numbers: bool = False, logger: Any = None) -> None:
         self._log_numbers = log_numbers
+        # Built now, after configure_logging: see event_logger for why it is not `log`.
+        self._log = logger if logger is not None else event_logger("b2bua.calls")
         self._context: dict[str, dict[str, str | None]] = {}
+
+    def _text(self, text: str) -> str:
+        return text if self._log_numbers else mask_text(text)
 
     def _number(self, number: str | None) -> str | None:
         return number if self._log_numbers else mask_number(number)
 
     def emit(self, event: CallEvent) -> None:
         """Log one event (never raises into the engine)."""
+        log = self._log
         if isinstance(event, CallAttempted):
             context = {
-                "inbound_call_id": event.inbound_call_id,
+                # Carrier-chosen text: a Call-ID may well hold the caller's number.
+                "inbound_call_id": self._text(event.inbound_call_id),
                 "binding_id": event.binding_id,
                 "tenant_id": event.tenant_id,
                 "trunk": event.inbound_trunk,

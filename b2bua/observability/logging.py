@@ -7,14 +7,20 @@ plus per-module levels applied to standard-library loggers by name.
 
 Real phone numbers are masked at info level and above unless `log_numbers` is
 set (DESIGN section 6: "no real number at info level unless configured").
+
+Call events (five lines per call) are the one stream of logs on the SIP hot
+path, so `event_logger` writes them straight to the same stream in the same
+shape (`EventLineLogger`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+import time
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -22,8 +28,8 @@ import structlog
 from b2bua.config import LoggingConfig
 
 
-def _number_masker(patterns: Iterable[str]) -> structlog.types.Processor:
-    """A processor that masks real numbers in string values at info level and above."""
+def text_masker(patterns: Iterable[str]) -> Callable[[str], str]:
+    """A function masking every real number in a text: all but the last four digits."""
     # Digits on either side would mean a longer number that merely contains a match
     # (a 700 middle number contains mobile-looking runs), so anchor on non-digits.
     alternatives = "|".join(f"(?:{pattern})" for pattern in patterns)
@@ -32,17 +38,39 @@ def _number_masker(patterns: Iterable[str]) -> structlog.types.Processor:
     def mask(match: re.Match[str]) -> str:
         return "*" * (len(match.group(0)) - 4) + match.group(0)[-4:]
 
+    def mask_text(text: str) -> str:
+        # One C-level scan; most texts hold no number at all.
+        return number.sub(mask, text) if number.search(text) is not None else text
+
+    return mask_text
+
+
+def _unmasked(text: str) -> str:
+    return text
+
+
+def _number_masker(mask_text: Callable[[str], str]) -> structlog.types.Processor:
+    """A processor that masks real numbers in string values at info level and above."""
+
     def processor(
         _logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         if method_name == "debug":
             return event_dict
         for key, value in event_dict.items():
-            if isinstance(value, str) and any(c.isdigit() for c in value):
-                event_dict[key] = number.sub(mask, value)
+            if isinstance(value, str):
+                event_dict[key] = mask_text(value)
         return event_dict
 
     return processor
+
+
+class _Destination:
+    """Where `configure_logging` sent the logs, for loggers built after it."""
+
+    stream: TextIO | None = None
+    modules: tuple[str, ...] = ()  # loggers given their own level, reset on reconfiguring
+    mask_text: Callable[[str], str] = staticmethod(_unmasked)
 
 
 def configure_logging(
@@ -62,10 +90,14 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    _Destination.mask_text = _unmasked
     if not config.log_numbers and real_patterns:
-        shared.append(_number_masker(real_patterns))
+        _Destination.mask_text = text_masker(real_patterns)
+        shared.append(_number_masker(_Destination.mask_text))
 
-    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+    stream = stream if stream is not None else sys.stdout
+    _Destination.stream = stream
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -81,6 +113,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _Destination.modules:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _Destination.modules = tuple(config.modules)
     for name, module_level in config.modules.items():
         logging.getLogger(name).setLevel(module_level.upper())
     # uvicorn's access log is one line per HTTP request; metrics cover that.
@@ -104,3 +139,78 @@ def configure_logging(
 def get_logger(name: str) -> Any:
     """A structlog logger named after the module (`get_logger(__name__)`)."""
     return structlog.get_logger(name)
+
+
+def mask_text(text: str) -> str:
+    """`text` with every real number masked, as info-level logs show it.
+
+    For hot-path loggers (`event_logger`) that mask what they log themselves;
+    unchanged when `log_numbers` is set or before `configure_logging`.
+    """
+    return _Destination.mask_text(text)
+
+
+class EventLineLogger:
+    """JSON lines for the hot path: the same fields as every other line, built directly.
+
+    `event`, `level`, `logger` and an ISO 8601 UTC `timestamp` are added to the
+    caller's fields, which are encoded with the C JSON encoder and written with
+    one write and one flush per line (a crash loses nothing already logged).
+    Values are not scanned for real numbers: callers mask them (`mask_text`).
+    """
+
+    __slots__ = ("_debug", "_info", "_name", "_prefix", "_second", "_stream")
+
+    def __init__(self, name: str, stream: TextIO, level: int) -> None:
+        self._name = name
+        self._stream = stream
+        self._info = level <= logging.INFO
+        self._debug = level <= logging.DEBUG
+        self._second = -1
+        self._prefix = ""
+
+    def _timestamp(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        fields["event"] = event
+        fields["level"] = level
+        fields["logger"] = self._name
+        fields["timestamp"] = self._timestamp()
+        stream = self._stream
+        stream.write(_encode_json(fields) + "\n")
+        stream.flush()
+
+    def info(self, event: str, **fields: Any) -> None:
+        """One info line, unless the logger's level is above info."""
+        if self._info:
+            self._write("info", event, fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """One debug line, when the logger's level allows it."""
+        if self._debug:
+            self._write("debug", event, fields)
+
+
+# Values that JSON cannot hold are written as their repr, as structlog's renderer does.
+_encode_json = json.JSONEncoder(default=repr).encode
+
+
+def event_logger(name: str) -> Any:
+    """A hot-path logger writing to the stream and at the level `configure_logging` set.
+
+    Call events are five lines per call; through structlog and the standard
+    library they cost about a third of the server's CPU at 200 calls per
+    second, through `EventLineLogger` a small fraction of that. The level is
+    the standard-library level of `name` at the time of the call. Before
+    `configure_logging` it is an ordinary `get_logger(name)`.
+    """
+    stream = _Destination.stream
+    if stream is None:
+        return get_logger(name)
+    return EventLineLogger(name, stream, logging.getLogger(name).getEffectiveLevel())

@@ -8,7 +8,6 @@ adapter hands to `item.destination.transport.send(...)`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from b2bua.sip import ParseError
@@ -60,9 +59,11 @@ class Source(NamedTuple):
         return (self.host, self.port)
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message for a transport to send; `fallback` as in `Transport.send`."""
+class Outgoing(NamedTuple):
+    """One message for a transport to send; `fallback` as in `Transport.send`.
+
+    A named tuple, like `Source`: several are built per call on the hot path.
+    """
 
     data: bytes
     destination: Source

@@ -18,6 +18,8 @@ _DEFAULT_PORTS = {"TLS": 5061, "WSS": 443}
 def _same_host(sent_by_host: str, source_host: str) -> bool:
     """Whether the Via sent-by host is literally the source IP (RFC 3261 section 18.2.1)."""
     host = sent_by_host.strip("[]")
+    if host == source_host:
+        return True  # the usual case, without building two address objects
     try:
         return ipaddress.ip_address(host) == ipaddress.ip_address(source_host)
     except ValueError:

@@ -128,3 +128,17 @@ def test_numbers_masked_unless_log_numbers(monkeypatch: pytest.MonkeyPatch) -> N
     stream = _capture(LoggingConfig(level="info", log_numbers=True), monkeypatch)
     _ended_call(LoggingCallSink(log_numbers=True))
     assert REAL[0] in stream.getvalue()
+
+
+def test_call_events_follow_their_module_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = types.MappingProxyType({"b2bua.calls": "warning"})
+    stream = _capture(LoggingConfig(level="info", modules=modules), monkeypatch)
+    _ended_call(LoggingCallSink())
+    get_logger("b2bua.other").info("other_info")
+    assert [line["event"] for line in _lines(stream)] == ["other_info"]
+
+    stream = _capture(LoggingConfig(level="info"), monkeypatch)
+    _ended_call(LoggingCallSink())
+    lines = _lines(stream)
+    assert [line["event"] for line in lines] == ["call_attempted", "call_ended"]
+    assert all(line["logger"] == "b2bua.calls" and line["level"] == "info" for line in lines)
