@@ -21,7 +21,6 @@ FORBIDDEN = {
     "secrets",
     "threading",
     "sqlite3",
-    "aiosqlite",
     "asyncpg",
     "prometheus_client",
     "uvloop",

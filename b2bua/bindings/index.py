@@ -136,11 +136,16 @@ class _PoolUsage:
 
     def __init__(self) -> None:
         self.buckets: list[dict[str, NumberEntry]] = [{}]
+        # Every bucket below this one is empty: as a pool fills up evenly its low
+        # buckets empty out, and each allocation would walk past all of them.
+        self.lowest = 0
 
     def put(self, entry: NumberEntry) -> None:
         while len(self.buckets) <= entry.load:
             self.buckets.append({})
         self.buckets[entry.load][entry.number] = entry
+        if entry.load < self.lowest:
+            self.lowest = entry.load
 
     def drop(self, entry: NumberEntry) -> None:
         if entry.load < len(self.buckets):
@@ -155,8 +160,11 @@ class _PoolUsage:
 
     def first(self, accept: object) -> NumberEntry | None:
         """The least-used number ``accept(entry)`` agrees to, or None."""
-        for bucket in self.buckets:
-            for entry in bucket.values():
+        buckets = self.buckets
+        while self.lowest < len(buckets) - 1 and not buckets[self.lowest]:
+            self.lowest += 1
+        for load in range(self.lowest, len(buckets)):
+            for entry in buckets[load].values():
                 if accept(entry):  # type: ignore[operator]
                     return entry
         return None

@@ -104,8 +104,13 @@ class Driver(abc.ABC):
         """Run a read outside any write transaction."""
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
-        """A write transaction; commits on normal exit, rolls back on an exception."""
+    def transaction(self, *, small: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction; commits on normal exit, rolls back on an exception.
+
+        ``small`` promises a few indexed row operations (one binding or tenant, a
+        bounded group commit): a driver may then run them without handing each one
+        to another thread.
+        """
 
     @abc.abstractmethod
     def lock_clause(self, *, skip_locked: bool = False) -> str:

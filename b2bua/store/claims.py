@@ -9,6 +9,7 @@ what a claim is and why ``*`` (AXN) conflicts with everything on its number.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from b2bua.bindings.model import ANY_CALLER
@@ -21,6 +22,24 @@ def chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     """``items`` in slices of at most ``size`` (bound parameters per statement)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@functools.lru_cache(maxsize=512)
+def _claims_by_key_sql(keys: int) -> str:
+    """Live claims of ``keys`` ``(number, participant)`` pairs, then ``now``.
+
+    A join from the listed keys, because SQLite answers ``(number, participant) IN
+    (VALUES ...)`` with a scan of the whole claims table (one per group commit,
+    growing with every binding ever made); the join looks each key up in the
+    primary key, and PostgreSQL plans it as well.
+    """
+    values = ", ".join("(?, ?)" for _ in range(keys))
+    return (
+        f"WITH wanted (number, participant) AS (VALUES {values})"
+        " SELECT c.number, c.participant, c.binding_id FROM wanted"
+        " JOIN claims AS c ON c.number = wanted.number AND c.participant = wanted.participant"
+        " WHERE c.free_at > ?"
+    )
 
 
 class LiveClaims:
@@ -51,15 +70,11 @@ class LiveClaims:
         per_chunk = max(1, (max_params - 1) // 2)
         for start in range(0, len(ordered), per_chunk):
             part = ordered[start : start + per_chunk]
-            values = ", ".join("(?, ?)" for _ in part)
-            args: list[object] = [now]
+            args: list[object] = []
             for number, participant in part:
                 args += (number, participant)
-            rows = await tx.fetch(
-                "SELECT number, participant, binding_id FROM claims WHERE free_at > ?"
-                f" AND (number, participant) IN (VALUES {values})",
-                args,
-            )
+            args.append(now)
+            rows = await tx.fetch(_claims_by_key_sql(len(part)), args)
             for number, participant, binding_id in rows:
                 live.add(number, participant, binding_id)
         for part in chunks(sorted(star_numbers), max_params - 1):

@@ -127,7 +127,7 @@ class PostgresDriver(Driver):
             raise _wrap(exc) from exc
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, small: bool = False) -> AsyncIterator[Tx]:
         try:
             conn = await self._pool.acquire()
         except _ERRORS as exc:

@@ -82,7 +82,7 @@ class SqlStore(BindingWrites, Store):
 
     # -- tenants ---------------------------------------------------------------
     async def insert_tenant(self, tenant: Tenant, *, actor: str, node: str) -> None:
-        async with self._driver.transaction() as tx:
+        async with self._driver.transaction(small=True) as tx:
             await tx.execute(
                 f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (tenant.id, tenant.name, tenant.api_key_hash, tenant.webhook_url,
@@ -95,7 +95,7 @@ class SqlStore(BindingWrites, Store):
             )
 
     async def update_tenant(self, tenant: Tenant, *, actor: str, node: str) -> None:
-        async with self._driver.transaction() as tx:
+        async with self._driver.transaction(small=True) as tx:
             changed = await tx.execute(
                 "UPDATE tenants SET name = ?, webhook_url = ?, suspended = ?, updated_at = ?"
                 " WHERE id = ?",

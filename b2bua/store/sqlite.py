@@ -1,28 +1,38 @@
-"""SQLite driver (aiosqlite), the default store.
+"""SQLite driver (the standard ``sqlite3`` module, one thread per connection).
 
 WAL mode lets the reader connection run while the writer commits. Writes go through
 one connection guarded by an asyncio lock, each as ``BEGIN IMMEDIATE`` so that the
 write lock is taken before the first read: the claim checks inside a transaction
 then see everything another process committed. ``synchronous=FULL`` makes every
 commit durable against power loss; group commit keeps that affordable.
+
+Each connection has its own thread, which runs its blocking calls in the order they
+were made: ``COMMIT`` (which waits for the disk) and whatever may wait for another
+process's write lock. A ``small`` transaction (a group commit of bindings, one
+binding or tenant) runs on the event loop instead, from a ``BEGIN IMMEDIATE`` that
+gives up at once if another process writes (the thread then waits for it) to the
+last statement: with the write lock held they are a few indexed row operations,
+cheaper than the two thread hand-overs each would cost. Only ``COMMIT`` is handed
+over, and the callers of a group commit are answered after it returned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from b2bua.store.base import Driver, Row, Tx
 from b2bua.store.errors import ConflictError, RetryableError, StoreError, UnavailableError
 from b2bua.store.sql import SqlStore
 
 __all__ = ["SqliteDriver", "SqliteStore"]
+
+T = TypeVar("T")
+_BUSY_TIMEOUT_MS = 10_000
 
 
 def _wrap(exc: sqlite3.Error) -> StoreError:
@@ -35,32 +45,127 @@ def _wrap(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"sqlite: {exc}")
 
 
+class _Connection:
+    """One ``sqlite3`` connection and the thread that runs its blocking calls in order."""
+
+    def __init__(self, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        self.conn = conn
+        self._thread = thread
+        self._last: Future[Any] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs or waits on the thread (it finishes calls in order)."""
+        return self._last is None or self._last.done()
+
+    @classmethod
+    async def open(cls, path: str, pragmas: Sequence[str], name: str) -> _Connection:
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+        def connect() -> sqlite3.Connection:
+            # Shared with the event loop, never at the same time: see _SqliteTx.
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for pragma in pragmas:
+                conn.execute(f"PRAGMA {pragma}")
+            return conn
+
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(conn, thread)
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` on the connection's thread, after everything before it."""
+        try:
+            future = self._last = self._thread.submit(function, *args)
+        except RuntimeError as exc:  # the thread was shut down: the store is closed
+            raise UnavailableError("sqlite connection is closed") from exc
+        try:
+            return await asyncio.wrap_future(future)
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+
+    def rollback_later(self) -> None:
+        """Queue a ROLLBACK behind whatever still runs (the next BEGIN comes after it)."""
+        try:
+            self._last = self._thread.submit(_rollback, self.conn)
+        except RuntimeError:
+            pass  # closed: closing the connection rolls back
+
+    def fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        return self.conn.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: Sequence[Any]) -> int:
+        return max(self.conn.execute(sql, args).rowcount, 0)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    async def close(self) -> None:
+        try:
+            await self.call(self.conn.close)
+        except UnavailableError:
+            pass
+        finally:
+            self._thread.shutdown(wait=False)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        # Left open by a task cancelled mid-statement: nothing in it was
+        # acknowledged to anybody, so it is rolled back, not committed.
+        _rollback(conn)
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _begin_at_once(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` that fails at once ("locked") while another process writes."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        _begin(conn)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction left (the failed statement ended it), or closed
+
+
 class _SqliteTx(Tx):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    """Statements of one write transaction, on the loop (``inline``) or the thread.
+
+    Inline statements never overlap the connection's thread: the transaction began
+    on the loop while the thread was idle, or with an awaited ``BEGIN`` on the
+    thread (so everything queued before it is done), and nothing else is queued on
+    it until ``COMMIT``.
+    """
+
+    def __init__(self, conn: _Connection, *, inline: bool) -> None:
         self._conn = conn
+        self._inline = inline
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        if not self._inline:
+            return await self._conn.call(function, *args)
+        try:
+            return function(*args)
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        try:
-            return list(await self._conn.execute_fetchall(sql, args))
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
+        return await self._run(self._conn.fetch, sql, args)
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        try:
-            cursor = await self._conn.execute(sql, args)
-            count = cursor.rowcount
-            await cursor.close()
-            return max(count, 0)
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
+        return await self._run(self._conn.execute, sql, args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        try:
-            await self._conn.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise _wrap(exc) from exc
+        if rows:
+            await self._run(self._conn.executemany, sql, rows)
 
 
 class SqliteDriver(Driver):
@@ -69,66 +174,80 @@ class SqliteDriver(Driver):
     dialect = "sqlite"
     max_params = 30_000
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: _Connection, reader: _Connection) -> None:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        # One connection for both roles (``:memory:``): reads run on its thread
+        # at any time, so statements must never run on the loop at the same time.
+        self._inline = reader is not writer
 
     @classmethod
     async def open(cls, path: str, *, synchronous: str = "FULL") -> SqliteDriver:
         """Open ``path`` (``:memory:`` uses one connection for both roles)."""
         try:
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            for pragma in ("journal_mode=WAL", f"synchronous={synchronous}",
-                           "busy_timeout=10000", "foreign_keys=ON"):  # fmt: skip
-                await writer.execute(f"PRAGMA {pragma}")
+            writer = await _Connection.open(
+                path,
+                ("journal_mode=WAL", f"synchronous={synchronous}",
+                 f"busy_timeout={_BUSY_TIMEOUT_MS}", "foreign_keys=ON"),
+                "sqlite-writer",
+            )  # fmt: skip
             if path == ":memory:":
                 return cls(writer, writer)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader.execute("PRAGMA busy_timeout=10000")
-            await reader.execute("PRAGMA query_only=ON")
+            try:
+                reader = await _Connection.open(
+                    path, (f"busy_timeout={_BUSY_TIMEOUT_MS}", "query_only=ON"), "sqlite-reader"
+                )
+            except BaseException:
+                await writer.close()
+                raise
         except sqlite3.Error as exc:
             raise UnavailableError(f"cannot open sqlite database {path}: {exc}") from exc
         return cls(writer, reader)
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        try:
-            return list(await self._reader.execute_fetchall(sql, args))
-        except (sqlite3.Error, ValueError) as exc:
-            raise (
-                _wrap(exc) if isinstance(exc, sqlite3.Error) else UnavailableError(str(exc))
-            ) from exc
+        return await self._reader.call(self._reader.fetch, sql, args)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, small: bool = False) -> AsyncIterator[Tx]:
+        writer = self._writer
+        inline = small and self._inline
         async with self._write_lock:
-            if self._writer.in_transaction:
-                # Left open by a task cancelled mid-statement: nothing in it was
-                # acknowledged to anybody, so it is rolled back, not committed.
-                with contextlib.suppress(sqlite3.Error):
-                    await self._writer.execute("ROLLBACK")
+            if not (inline and writer.idle and self._begin_at_once()):
+                try:
+                    await writer.call(_begin, writer.conn)
+                except BaseException:
+                    # Cancelled or failed while BEGIN ran on the thread: it may
+                    # have started a transaction that nobody would end.
+                    writer.rollback_later()
+                    raise
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _wrap(exc) from exc
-            except BaseException:
-                # Cancelled while BEGIN ran in the connection's thread: it may
-                # have started a transaction that nobody will end.
-                with contextlib.suppress(sqlite3.Error):
-                    await asyncio.shield(self._writer.execute("ROLLBACK"))
-                raise
-            try:
-                yield _SqliteTx(self._writer)
+                yield _SqliteTx(writer, inline=inline)
             except BaseException:
                 # The failed statement may already have ended the transaction.
-                with contextlib.suppress(sqlite3.Error):
-                    await self._writer.execute("ROLLBACK")
+                writer.rollback_later()
                 raise
             try:
-                await self._writer.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await self._writer.execute("ROLLBACK")
-                raise _wrap(exc) from exc
+                await writer.call(writer.conn.execute, "COMMIT")
+            except StoreError:
+                writer.rollback_later()
+                raise
+
+    def _begin_at_once(self) -> bool:
+        """Begin on the loop unless another process holds the write lock (then False).
+
+        Only while the connection's thread is idle, so that the two never use the
+        connection at the same time; waiting for the lock is left to the thread.
+        """
+        try:
+            _begin_at_once(self._writer.conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                return False
+            raise _wrap(exc) from exc
+        except sqlite3.Error as exc:
+            raise _wrap(exc) from exc
+        return True
 
     def lock_clause(self, *, skip_locked: bool = False) -> str:
         return ""  # BEGIN IMMEDIATE already serialises writers

@@ -153,6 +153,20 @@ async def test_allocation_spreads_and_never_shares_a_participant(
     assert NoNumberAvailable.http_status == 409
 
 
+async def test_a_released_number_is_least_used_again(service: BindingService) -> None:
+    # The pool skips buckets it knows are empty; a number whose load drops below
+    # them must still come first.
+    tenant_id = await tenant_with_pool(service)
+    made = [await service.create_binding(tenant_id, spec(a=f"1370000{i:04d}", b=f"1390000{i:04d}"))
+            for i in range(13)]  # fmt: skip
+    assert sorted(service.number_load(x) for x in POOL) == [3, 3, 3, 4]
+    released = next(b for b in made if b.x != made[-1].x)
+    await service.release_binding(released.id)
+    again = await service.create_binding(tenant_id, spec(a=C, b=D))
+    assert again.x == released.x
+    assert sorted(service.number_load(x) for x in POOL) == [3, 3, 3, 4]
+
+
 async def test_concurrent_creations_get_distinct_numbers(service: BindingService) -> None:
     tenant_id = await tenant_with_pool(service)
     made = await asyncio.gather(
