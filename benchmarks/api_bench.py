@@ -264,10 +264,10 @@ def internal_server(port: int, db: str, switch_interval: float | None, gc_tune: 
     """The ``standalone`` server: only the provisioning API, run like b2bua.app runs it.
 
     ``switch_interval`` and ``gc_tune`` are the two process settings found to matter:
-    the store's SQLite thread needs the GIL for every statement of a group commit,
-    and with the default 5 ms switch interval each hand-over can wait that long
-    while the loop is busy; full collections of the young generation under load
-    cause the p99 tail.
+    the store's SQLite thread needs the GIL to hand back each ``BEGIN``/``COMMIT``
+    of a group commit, and with the default 5 ms switch interval each hand-over can
+    wait that long while the loop is busy; full collections of the young generation
+    under load cause the p99 tail.
     """
     import uvicorn
     from fastapi import FastAPI

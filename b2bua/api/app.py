@@ -7,6 +7,7 @@ routers are added with `api.include_router(...)` inside `create_api`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from b2bua.config import Config
+
+# FastAPI's native OpenTelemetry support (recent versions) looks for configured
+# providers on every request; b2bua's metrics are its own Prometheus registry.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_api(
@@ -30,7 +39,7 @@ def create_api(
     store open, not draining); `store` is the opened store, or None while no
     store module exists; `registry` is served at `/metrics` when given.
     """
-    api = FastAPI(title="b2bua", version="0.1.0")
+    api = FastAPI(title="b2bua", version="0.1.0", **_NO_NATIVE_TELEMETRY)
     api.state.config = config
     api.state.store = store
     api.state.is_ready = is_ready

@@ -16,6 +16,7 @@ from b2bua.api.auth import KeyResolver, Principal, unauthorized
 from b2bua.api.call_records import CallRecordQuery, NoCallRecords, StoreCallRecordQuery
 from b2bua.api.context import ApiContext
 from b2bua.api.errors import ApiError
+from b2bua.api.fast_path import FastHandler
 from b2bua.numbering import NumberError
 
 __all__ = ["MAX_PAGE", "Deps", "decode_offset", "encode_offset"]
@@ -37,6 +38,8 @@ class Deps:
         self.ctx = ctx
         self.resolver = KeyResolver(ctx.service, ctx.operator_key, ctx.clock)
         self.calls: CallRecordQuery = ctx.calls or _store_calls(ctx)
+        self.fast_routes: dict[tuple[str, str], FastHandler] = {}
+        """Routes the routers also serve through :class:`~b2bua.api.fast_path.FastRoutes`."""
 
         async def principal(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from b2bua.api.context import ApiContext, ApiSettings
 from b2bua.api.deps import Deps
 from b2bua.api.errors import install_error_handlers
+from b2bua.api.fast_path import FastRoutes
 from b2bua.api.routes_bindings import EXTRA_SCHEMAS, bindings_router
 from b2bua.api.routes_calls import calls_router
 from b2bua.api.routes_numbers import numbers_router
@@ -33,6 +34,8 @@ def install_provisioning_api(app: FastAPI, ctx: ApiContext) -> None:
         calls_router(deps),
     ):
         app.include_router(router)
+    # Before FastAPI's routing: the hot routes skip its per-request layers.
+    app.add_middleware(FastRoutes, routes=deps.fast_routes)
     # The schema is cached on first use; a router added after that would be missing.
     app.openapi_schema = None
     _document_extra_schemas(app)
