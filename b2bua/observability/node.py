@@ -1,7 +1,7 @@
 """Everything observability of one node behind one object, so `app.py` wires it in a few lines.
 
 `NodeObservability` owns the registry, the event-fed metrics, the scrape-time
-collectors, the loop-lag probe and the readiness monitor::
+collectors, the loop-lag probe, the GC pause timer and the readiness monitor::
 
     obs = NodeObservability()
     store = await open_store(url); obs.instrument_store(store)
@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from b2bua.observability.collectors import Sources, register_collectors
+from b2bua.observability.gc_pauses import GcPauseMonitor
 from b2bua.observability.health import ReadinessMonitor
 from b2bua.observability.loop_lag import LoopLagMonitor
 from b2bua.observability.metrics import Metrics, MetricsCallSink
@@ -27,7 +28,7 @@ __all__ = ["NodeObservability", "Sources"]
 
 
 class NodeObservability:
-    """Registry, metrics, collectors, loop-lag probe and readiness of one node."""
+    """Registry, metrics, collectors, loop-lag probe, GC pauses and readiness of one node."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class NodeObservability:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.loop_lag = LoopLagMonitor(self.registry, interval_s=loop_lag_interval_s)
+        self.gc_pauses = GcPauseMonitor(self.registry)
         self.readiness: ReadinessMonitor | None = None
         self._ready_interval_s = ready_interval_s
         self._sources: Sources | None = None
@@ -71,6 +73,7 @@ class NodeObservability:
         )
         self.readiness.start()
         self.loop_lag.start()
+        self.gc_pauses.start()
 
     def ready(self) -> bool:
         """Store reachable (cached ping) and every SIP listener serving."""
@@ -79,5 +82,6 @@ class NodeObservability:
     async def stop(self) -> None:
         """Stop the background probes; never raises."""
         await self.loop_lag.stop()
+        self.gc_pauses.stop()
         if self.readiness is not None:
             await self.readiness.stop()

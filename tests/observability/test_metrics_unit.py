@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from b2bua.calls.events import (
     ReleasedBy,
 )
 from b2bua.observability.collectors import Sources, register_collectors
+from b2bua.observability.gc_pauses import GcPauseMonitor
 from b2bua.observability.loop_lag import LoopLagMonitor
 from b2bua.observability.metrics import Metrics
 from b2bua.sip.address import Address
@@ -187,3 +189,23 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
     assert monitor.max_lag >= 0.1
     assert value(registry, "b2bua_event_loop_lag_seconds_count") == monitor.samples >= 2
     assert value(registry, "b2bua_event_loop_lag_seconds_bucket", le="0.05") < monitor.samples
+
+
+def test_gc_pauses_are_timed_by_generation() -> None:
+    registry = CollectorRegistry()
+    monitor = GcPauseMonitor(registry)
+    # A heap of cycles makes the full collection measurably long.
+    cycles = [[] for _ in range(200_000)]
+    for item in cycles:
+        item.append(item)
+    monitor.start()
+    try:
+        gc.collect(0)
+        del cycles
+        gc.collect()
+    finally:
+        monitor.stop()
+    gc.collect()  # after stop: not counted
+    assert value(registry, "b2bua_gc_pause_seconds_count", generation="0") >= 1
+    assert value(registry, "b2bua_gc_pause_seconds_count", generation="2") == 1
+    assert value(registry, "b2bua_gc_pause_seconds_sum", generation="2") >= monitor.max_pause_s > 0
