@@ -232,10 +232,16 @@ class TimedDispatcher:
             send_all(self.core.stream_broken(data, error, source, now=self._clock()))
 
     def rearm(self) -> None:
-        """Keep exactly one timer, at the core's earliest deadline."""
+        """Keep one timer, at or before the core's earliest deadline.
+
+        A timer armed for an earlier moment is left alone: it fires, finds
+        little or nothing due and re-arms. New calls mostly add later deadlines
+        (T1 and up), so this spares a cancel and a `call_at` on most messages.
+        """
         core = self.core
         deadline = core.next_deadline() if core is not None else None
-        if deadline == self._armed_for:
+        armed_for = self._armed_for
+        if armed_for is not None and (deadline is None or armed_for <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()
