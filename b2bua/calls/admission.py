@@ -99,7 +99,7 @@ def overload_response(request: Request, retry_after_s: int) -> Response:
     retransmitted request gets a byte-identical answer without any state kept
     (RFC 3261 section 16.11 does the same for stateless proxies).
     """
-    key = f"{request.call_id}\0{request.from_addr.tag or ''}\0{request.top_via.branch or ''}"
+    key = f"{request.call_id}\0{request.from_tag or ''}\0{request.top_via.branch or ''}"
     tag = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
     return make_response(request, 503, to_tag=tag, extra=[("Retry-After", str(retry_after_s))])
 

@@ -27,6 +27,10 @@ class CallState(Enum):
     CONNECTED = "connected"  # the callee answered; 2xx relayed to the caller
     ENDED = "ended"  # both legs are done or being released
 
+    # Members are singletons: identity hashing in C keeps the table look-ups cheap
+    # (Enum's own __hash__ is Python code, run on every dispatch otherwise).
+    __hash__ = object.__hash__
+
 
 class CallInput(Enum):
     """Everything that moves a call."""
@@ -46,6 +50,8 @@ class CallInput(Enum):
     ACK_TIMEOUT = "no ACK from the caller within 64*T1"
     MAX_DURATION = "the binding's maximum call duration is reached"
     SESSION_EXPIRED = "no session refresh within the session interval"
+
+    __hash__ = object.__hash__
 
 
 @dataclass(slots=True)
@@ -112,6 +118,8 @@ class Call:
     pending_reinvite_from_callee: bool = False
     session_interval: float | None = None
     heap_deadline: float | None = None  # the deadline last pushed on the engine's heap
+    # The lines every answer above 100 to the caller's INVITE copies from it.
+    a_answer_identity: list[tuple[str, str, str]] | None = None
 
     def next_deadline(self) -> float | None:
         """The earliest running deadline of this call."""

@@ -9,12 +9,13 @@ Nothing here copies a header from the other leg; that is `header_policy`'s job.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from b2bua.sip.address import Address
 from b2bua.sip.errors import ParseError
-from b2bua.sip.headers import Headers
+from b2bua.sip.headers import Headers, header_key
 from b2bua.sip.message import Request, Response
 from b2bua.sip.transaction_base import new_branch
 from b2bua.sip.uri import parse_name_addr, parse_uri
@@ -41,7 +42,12 @@ class LocalEndpoint:
 
 @dataclass(slots=True)
 class Dialog:
-    """The state RFC 3261 section 12 keeps per dialog, for one leg."""
+    """The state RFC 3261 section 12 keeps per dialog, for one leg.
+
+    The remote target is learnt from every Contact the peer sends but parsed
+    only when a request is built on the dialog; many dialogs (the caller's,
+    when the caller hangs up) never need it.
+    """
 
     call_id: str
     local_tag: str
@@ -50,18 +56,38 @@ class Dialog:
     local_cseq: int
     remote_tag: str | None = None
     remote_cseq: int | None = None
-    remote_target: str | None = None
     route_set: list[str] = field(default_factory=list)
     destination: Address | None = None  # where requests go when the target is a host name
+    _target: str | None = field(default=None, init=False, repr=False)
+    # Contact values not parsed yet, newest last: the newest that parses wins.
+    _contacts: list[str] = field(default_factory=list, init=False, repr=False)
+    # The last request_destination answer: (route or target text, transport, address).
+    _route: tuple[str, str, Address | None] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def remote_target(self) -> str | None:
+        """The URI in-dialog requests go to (the peer's last usable Contact), or None."""
+        contacts = self._contacts
+        if contacts:
+            for contact in reversed(contacts):
+                try:
+                    self._target = str(parse_name_addr(contact).uri)
+                except ParseError:
+                    continue
+                break
+            contacts.clear()
+        return self._target
+
+    @remote_target.setter
+    def remote_target(self, value: str | None) -> None:
+        self._contacts.clear()
+        self._target = value
 
     def set_target_from(self, message: Request | Response) -> None:
         """Update the remote target from a Contact (2xx, 18x, or target refresh)."""
         contact = message.headers.get("contact")
         if contact:
-            try:
-                self.remote_target = str(parse_name_addr(contact).uri)
-            except ParseError:
-                pass
+            self._contacts.append(contact)
 
     def next_cseq(self) -> int:
         """Take the next local CSeq number."""
@@ -76,14 +102,14 @@ class Dialog:
         """
         uri_text = self.route_set[0] if self.route_set else self.remote_target
         if uri_text is not None:
-            try:
-                uri = parse_uri(uri_text.strip("<> ").split(">")[0])
-                ipaddress.ip_address(uri.host.strip("[]"))
-            except (ParseError, ValueError):
-                pass
+            cached = self._route
+            if cached is not None and cached[0] == uri_text and cached[1] == local.transport:
+                address = cached[2]
             else:
-                transport = (uri.param("transport") or local.transport).upper()
-                return Address(transport, uri.host.strip("[]"), uri.port or 5060)
+                address = _literal_address(uri_text, local)
+                self._route = (uri_text, local.transport, address)
+            if address is not None:
+                return address
         assert self.destination is not None
         return self.destination
 
@@ -100,21 +126,59 @@ class Dialog:
     ) -> Request:
         """A new in-dialog request (section 12.2.1.1) with a fresh branch."""
         number = cseq if cseq is not None else self.next_cseq()
-        remote = self.remote_uri + (f";tag={self.remote_tag}" if self.remote_tag else "")
-        triples: list[tuple[str, str]] = [
-            ("Via", local.via(new_branch(random))),
-            ("Max-Forwards", "70"),
-            ("From", f"{self.local_uri};tag={self.local_tag}"),
-            ("To", remote),
-            ("Call-ID", self.call_id),
-            ("CSeq", f"{number} {method}"),
+        remote_tag = self.remote_tag
+        triples: list[tuple[str, str, str]] = [
+            ("via", "Via", local.via(new_branch(random))),
+            ("max-forwards", "Max-Forwards", "70"),
+            ("from", "From", f"{self.local_uri};tag={self.local_tag}"),
+            ("to", "To", f"{self.remote_uri};tag={remote_tag}" if remote_tag else self.remote_uri),
+            ("call-id", "Call-ID", self.call_id),
+            ("cseq", "CSeq", f"{number} {method}"),
         ]
-        triples.extend(("Route", route) for route in self.route_set)
-        if method not in ("BYE", "CANCEL", "ACK", "PRACK", "INFO"):
-            triples.append(("Contact", local.contact(contact_user)))
-        triples.extend(headers or ())
+        if self.route_set:
+            triples.extend([("route", "Route", route) for route in self.route_set])
+        if method not in _NO_CONTACT:
+            triples.append(("contact", "Contact", local.contact(contact_user)))
+        if headers:
+            triples.extend([(header_key(name), name, value) for name, value in headers])
         target = self.remote_target or self.remote_uri.strip("<>")
-        return Request(method, target, Headers(triples), body)
+        return Request(method, target, Headers._from_triples(triples), body)
+
+
+# In-dialog requests that carry no Contact (RFC 3261 sections 8.1.1.8, 12.2.1.1).
+_NO_CONTACT = frozenset({"BYE", "CANCEL", "ACK", "PRACK", "INFO"})
+
+
+def _literal_address(uri_text: str, local: LocalEndpoint) -> Address | None:
+    """The address a route or target URI names when its host is an IP literal."""
+    try:
+        uri = parse_uri(uri_text.strip("<> ").split(">")[0])
+        host = uri.host.strip("[]")
+        if _IPV4.fullmatch(host) is None:  # the common case, without ipaddress's cost
+            ipaddress.ip_address(host)
+    except (ParseError, ValueError):
+        return None
+    transport = (uri.param("transport") or local.transport).upper()
+    return Address(transport, host, uri.port or 5060)
+
+
+# Dotted-quad IPv4 as `ipaddress` accepts it: ASCII digits, 0-255, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+# Headers a response copies from its request (RFC 3261 section 8.2.6.2).
+_COPIED_TO_RESPONSE = frozenset({"via", "from", "call-id", "cseq", "to"})
+
+
+def response_identity(request: Request, status: int, to_tag: str) -> list[tuple[str, str, str]]:
+    """The header lines a response copies from `request`, To tagged above 100."""
+    triples = [t for t in request.headers.triples() if t[0] in _COPIED_TO_RESPONSE]
+    if status > 100:
+        for index, (key, name, value) in enumerate(triples):
+            if key == "to" and ";tag=" not in value.replace(" ", "").lower():
+                triples[index] = (key, name, f"{value};tag={to_tag}")
+    return triples
 
 
 def to_tag_response(
@@ -127,15 +191,7 @@ def to_tag_response(
     reason: str | None = None,
 ) -> Response:
     """A response on the A leg: the request's Via/From/Call-ID/CSeq, To with our tag."""
-    triples: list[tuple[str, str, str]] = []
-    for key, name, value in request.headers.triples():
-        if key in ("via", "from", "call-id", "cseq"):
-            triples.append((key, name, value))
-        elif key == "to":
-            if status > 100 and ";tag=" not in value.replace(" ", "").lower():
-                value = f"{value};tag={to_tag}"
-            triples.append((key, name, value))
-    response = Response(status, reason, Headers._from_triples(triples), body)
-    for name, value in headers or ():
-        response.headers.add(name, value)
-    return response
+    triples = response_identity(request, status, to_tag)
+    if headers:
+        triples.extend([(header_key(name), name, value) for name, value in headers])
+    return Response(status, reason, Headers._from_triples(triples), body)

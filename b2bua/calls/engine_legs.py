@@ -57,7 +57,11 @@ class LegsMixin:
 
         def endpoint(self, transport: str) -> LocalEndpoint: ...
         def respond(
-            self, transaction: ServerTransaction, response: Response, now: float
+            self,
+            transaction: ServerTransaction,
+            response: Response,
+            now: float,
+            data: bytes | None = None,
         ) -> None: ...
         def finish(self, call: Call) -> None: ...
         def emit(self, event: CallEvent) -> None: ...
@@ -167,7 +171,7 @@ class LegsMixin:
         dialog = call.b_dialog
         if dialog is None:
             return
-        tag = response.to_addr.tag
+        tag = response.to_tag
         if tag and (dialog.remote_tag is None or confirm):
             if dialog.remote_tag != tag:
                 dialog.route_set = list(reversed(response.headers.get_all("record-route")))
@@ -190,7 +194,7 @@ class LegsMixin:
         answer = messages.crossing_response(call, response)
         call.a_final_status = response.status
         call.a_2xx = answer.to_bytes()
-        self.respond(call.a_transaction, answer, now)
+        self.respond(call.a_transaction, answer, now, call.a_2xx)
         timers = self.settings.timers
         if not call.a_source.reliable:
             call.a_2xx_interval = timers.t1
@@ -206,7 +210,7 @@ class LegsMixin:
     def answer_repeated(self, call: Call, response: Response, *, now: float) -> None:
         """A repeated 2xx: resend our ACK if it was lost; ACK and BYE another fork's 2xx."""
         dialog = call.b_dialog
-        if dialog is not None and response.to_addr.tag != dialog.remote_tag:
+        if dialog is not None and response.to_tag != dialog.remote_tag:
             assert call.b_invite is not None and call.b_trunk is not None
             self.ack_and_bye(call.b_invite, response, call.b_trunk.trunk.address, now=now)
         elif call.b_ack is not None:

@@ -71,8 +71,19 @@ def protected_forms(number: str) -> tuple[str, ...]:
 
 
 def _filter_option_tags(value: str) -> str:
-    tags = [tag.strip() for tag in value.split(",")]
-    return ", ".join(tag for tag in tags if tag.lower() in _RELAYED_OPTION_TAGS)
+    filtered = _option_tags_seen.get(value)
+    if filtered is None:
+        tags = [tag.strip() for tag in value.split(",")]
+        filtered = ", ".join([tag for tag in tags if tag.lower() in _RELAYED_OPTION_TAGS])
+        if len(value) <= 256:  # a peer's huge values are not kept
+            if len(_option_tags_seen) >= 1024:
+                _option_tags_seen.clear()
+            _option_tags_seen[value] = filtered
+    return filtered
+
+
+# Supported/Require value -> what of it is relayed; carriers send a handful of them.
+_option_tags_seen: dict[str, str] = {}
 
 
 def safe_headers(triples: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
@@ -144,14 +155,21 @@ def scrub(
     # per-line filter below never runs.
     joined = "\n".join([t[2] for t in triples])
     kept = triples
-    if any(form in joined for form in protected):
-        kept = [t for t in triples if not any(form in t[2] for form in protected)]
-    if body and any(form.encode() in body for form in protected):
-        newline = b"\r\n" if b"\r\n" in body else b"\n"
+    for form in protected:
+        if form in joined:
+            kept = [t for t in triples if not any(f in t[2] for f in protected)]
+            break
+    if body:
         encoded = [form.encode() for form in protected]
-        body = newline.join(
-            line for line in body.split(newline) if not any(form in line for form in encoded)
-        )
+        for form_bytes in encoded:
+            if form_bytes in body:
+                newline = b"\r\n" if b"\r\n" in body else b"\n"
+                body = newline.join(
+                    line
+                    for line in body.split(newline)
+                    if not any(form in line for form in encoded)
+                )
+                break
     return kept, body
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from b2bua.calls.call import Call
-from b2bua.calls.dialog import Dialog, LocalEndpoint, to_tag_response
+from b2bua.calls.dialog import Dialog, LocalEndpoint, response_identity
 from b2bua.calls.header_policy import relay_body, safe_headers, scrub
 from b2bua.calls.routing import TrunkState
 from b2bua.sip.headers import Headers
@@ -21,21 +21,23 @@ from b2bua.sip.uri import quote_display_name
 DEFAULT_MAX_FORWARDS = 70
 
 
-def _crossing_parts(
-    message: Message, protected: tuple[str, ...]
-) -> tuple[list[tuple[str, str]], bytes]:
-    """Safe headers and relayable body of `message`, scrubbed of protected numbers."""
+def _crossing_parts(message: Message) -> tuple[list[tuple[str, str, str]], bytes]:
+    """Safe header lines and relayable body of `message`, not scrubbed yet (`_finish` does)."""
     triples = safe_headers(message.headers.triples())
     content_type, body = relay_body(message.headers.get("content-type"), message.body)
     triples = [t for t in triples if t[0] != "content-type"]
     if content_type is not None:
         triples.append(("content-type", "Content-Type", content_type))
-    triples, body = scrub(triples, body, protected)
-    return [(name, value) for _, name, value in triples], body
+    return triples, body
 
 
 def _finish(message: Request | Response, protected: tuple[str, ...]) -> None:
-    """Final scrub over everything, identity headers included (defence in depth)."""
+    """One scrub over everything, identity headers included (defence in depth).
+
+    It runs once over the finished message rather than once over the copied
+    parts and again over the whole: the scrub drops whole lines, so scrubbing
+    twice gives what scrubbing once gives.
+    """
     triples, body = scrub(message.headers.triples(), message.body, protected)
     message.headers.replace_triples(triples)
     message.body = body
@@ -50,11 +52,11 @@ def outbound_invite(
     """The INVITE for the B leg (DESIGN section 4) and the dialog it starts."""
     route = call.route
     target = call.callee
-    trunk_host = trunk.trunk.address.host
-    trunk_port = trunk.trunk.address.port
-    transport = trunk.trunk.address.transport
+    address = trunk.trunk.address
+    trunk_host = address.host
+    transport = address.transport
     uri_params = "" if transport == "UDP" else f";transport={transport.lower()}"
-    request_uri = f"sip:{target}@{trunk_host}:{trunk_port}{uri_params}"
+    request_uri = f"sip:{target}@{trunk_host}:{address.port}{uri_params}"
     shown = route.shown_number
     display = f"{quote_display_name(route.label)} " if route.label else ""
     local_uri = f"{display}<sip:{shown}@{local.host}>"
@@ -64,26 +66,26 @@ def outbound_invite(
         local_uri=local_uri,
         remote_uri=f"<sip:{target}@{trunk_host}>",
         local_cseq=1,
-        destination=trunk.trunk.address,
+        destination=address,
     )
     inbound = call.a_invite
     max_forwards = DEFAULT_MAX_FORWARDS
     value = inbound.headers.get("max-forwards")
     if value is not None and value.strip().isdigit():
         max_forwards = min(int(value) - 1, DEFAULT_MAX_FORWARDS)
-    headers: list[tuple[str, str]] = [
-        ("Via", local.via(new_branch(random))),
-        ("Max-Forwards", str(max_forwards)),
-        ("From", f"{local_uri};tag={dialog.local_tag}"),
-        ("To", dialog.remote_uri),
-        ("Call-ID", dialog.call_id),
-        ("CSeq", "1 INVITE"),
-        ("Contact", local.contact(shown)),
-        ("P-Asserted-Identity", f"<sip:{shown}@{local.host}>"),
+    triples: list[tuple[str, str, str]] = [
+        ("via", "Via", local.via(new_branch(random))),
+        ("max-forwards", "Max-Forwards", str(max_forwards)),
+        ("from", "From", f"{local_uri};tag={dialog.local_tag}"),
+        ("to", "To", dialog.remote_uri),
+        ("call-id", "Call-ID", dialog.call_id),
+        ("cseq", "CSeq", "1 INVITE"),
+        ("contact", "Contact", local.contact(shown)),
+        ("p-asserted-identity", "P-Asserted-Identity", f"<sip:{shown}@{local.host}>"),
     ]
-    safe, body = _crossing_parts(inbound, call.protect_towards_callee)
-    headers.extend(safe)
-    request = Request("INVITE", request_uri, Headers(headers), body)
+    safe, body = _crossing_parts(inbound)
+    triples.extend(safe)
+    request = Request("INVITE", request_uri, Headers._from_triples(triples), body)
     _finish(request, call.protect_towards_callee)
     return request, dialog
 
@@ -105,15 +107,24 @@ def crossing_response(
     to_caller = request is None or _from_caller(call, target)
     protected = call.protect_towards_caller if to_caller else call.protect_towards_callee
     status = callee_response.status
-    headers, body = _crossing_parts(callee_response, protected)
+    safe, body = _crossing_parts(callee_response)
+    if request is None and status > 100:
+        # Every answer to the caller's INVITE copies the same lines from it.
+        identity = call.a_answer_identity
+        if identity is None:
+            identity = call.a_answer_identity = response_identity(
+                target, status, call.a_dialog.local_tag
+            )
+        triples = list(identity)
+    else:
+        triples = response_identity(target, status, call.a_dialog.local_tag)
     if status < 300 and target.method in ("INVITE", "UPDATE", "SUBSCRIBE"):
         local = call.a_local if to_caller else call.b_local
         assert local is not None
-        headers.insert(0, ("Contact", local.contact(contact_user or call.route.shown_number)))
-    to_tag = call.a_dialog.local_tag
-    response = to_tag_response(
-        target, status, to_tag=to_tag, headers=headers, body=body, reason=reason_phrase(status)
-    )
+        contact = local.contact(contact_user or call.route.shown_number)
+        triples.append(("contact", "Contact", contact))
+    triples.extend(safe)
+    response = Response(status, reason_phrase(status), Headers._from_triples(triples), body)
     _finish(response, protected)
     return response
 
@@ -146,7 +157,8 @@ def relayed_request(
     """
     to_caller = dialog is call.a_dialog
     protected = call.protect_towards_caller if to_caller else call.protect_towards_callee
-    headers, body = _crossing_parts(request, protected)
+    safe, body = _crossing_parts(request)
+    headers = [(name, value) for _, name, value in safe]
     if request.method == "PRACK":
         rack = request.headers.get("rack")
         if rack is not None:

@@ -121,8 +121,10 @@ class TrunkTable:
         A trunk's own outbound address is trusted too: its in-dialog requests
         (BYE from the callee) come from there.
         """
-        if host in self._trusted_cache:
+        try:
             return self._trusted_cache[host]
+        except KeyError:
+            pass  # first message from this address
         name: str | None = None
         try:
             address = ipaddress.ip_address(host.strip("[]"))

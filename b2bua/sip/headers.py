@@ -181,7 +181,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Value of the first header line called `name`, or `default`."""
-        key = header_key(name)
+        key = _key_cache.get(name) or header_key(name)
         for item in self._items:
             if item[0] == key:
                 return item[2]

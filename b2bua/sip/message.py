@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 from b2bua.sip.errors import ParseError
 from b2bua.sip.headers import Headers, split_list
-from b2bua.sip.uri import NameAddr, Uri, _format_params, _split_params, parse_name_addr, parse_uri
+from b2bua.sip.uri import (
+    NameAddr,
+    Uri,
+    _format_params,
+    _split_params,
+    name_addr_tag,
+    parse_name_addr,
+    parse_uri,
+)
 
 SIP_VERSION = "SIP/2.0"
+_KEY = itemgetter(0)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 section 8.1.1.5: "MUST be less than 2**31"
 
 REASON_PHRASES: dict[int, str] = {
@@ -57,7 +68,7 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Via:
     """One Via value: `SIP/2.0/<transport> host[:port];params` (RFC 3261 section 20.42)."""
 
@@ -86,7 +97,10 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The branch parameter that names the transaction (RFC 3261 section 8.1.1.7)."""
-        return self.param("branch")
+        for key, value in self.params:
+            if key == "branch" or key.lower() == "branch":
+                return value if value is not None else ""
+        return None
 
     @property
     def sent_by(self) -> str:
@@ -102,8 +116,30 @@ _VIA_FAST = re.compile(
 )
 
 
+# Values longer than this are parsed every time rather than kept (memory bound).
+_CACHED_TEXT_LENGTH = 256
+
+# Via text -> (transport, host, port, params) of its last parse. Responses carry
+# the Via of the request they answer (ours, already parsed when it was sent), so
+# each is parsed once; every caller still gets a Via of its own. Cleared when full.
+_VIA_CACHE_MAX = 4096
+_via_cache: dict[str, tuple[str, str, int | None, tuple[tuple[str, str | None], ...]]] = {}
+
+
 def parse_via(text: str) -> Via:
     """Parse one Via value, tolerating the LWS RFC 3261 allows around `/`, `;`, `=`."""
+    cached = _via_cache.get(text)
+    if cached is not None:
+        return Via(cached[0], cached[1], cached[2], list(cached[3]))
+    via = _parse_via(text)
+    if len(text) <= _CACHED_TEXT_LENGTH:
+        if len(_via_cache) >= _VIA_CACHE_MAX:
+            _via_cache.clear()
+        _via_cache[text] = (via.transport, via.host, via.port, tuple(via.params))
+    return via
+
+
+def _parse_via(text: str) -> Via:
     fast = _VIA_FAST.fullmatch(text)
     if fast is not None:
         transport, host, port_text, params_text = fast.groups()
@@ -111,7 +147,7 @@ def parse_via(text: str) -> Via:
         if port is not None and port > 65535:
             raise ParseError(f"bad port in Via {text!r}")
         params = _split_params(params_text) if params_text is not None else []
-        return Via(transport=transport.upper(), host=host, port=port, params=params)
+        return Via(transport.upper(), host, port, params)
     protocol, sep, rest = text.partition(";")
     params_text = rest if sep else ""
     pieces = protocol.replace("/", " / ").split()
@@ -131,9 +167,12 @@ def parse_via(text: str) -> Via:
     return Via(transport=transport, host=uri.host, port=uri.port, params=params)
 
 
-@dataclass(frozen=True)
-class CSeq:
-    """`CSeq: <number> <method>` (RFC 3261 section 20.16)."""
+class CSeq(NamedTuple):
+    """`CSeq: <number> <method>` (RFC 3261 section 20.16).
+
+    A named tuple: it is built for every message, and one without containers
+    inside costs the garbage collector nothing once it has been seen.
+    """
 
     number: int
     method: str
@@ -142,29 +181,68 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+# CSeq text -> its parse: a CSeq is immutable, so one object serves every message
+# with the same value ("1 INVITE", "2 BYE"). Cleared when full.
+_CSEQ_CACHE_MAX = 4096
+_cseq_cache: dict[str, CSeq] = {}
+
+
 def parse_cseq(text: str) -> CSeq:
     """Parse a CSeq value; the number must be below 2**31."""
+    cached = _cseq_cache.get(text)
+    if cached is not None:
+        return cached
     parts = text.split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
         raise ParseError(f"bad CSeq {text!r}")
     if len(parts[0]) > 10 or int(parts[0]) > MAX_CSEQ:
         raise ParseError(f"CSeq number out of range in {text!r}")
-    return CSeq(int(parts[0]), parts[1])
+    cseq = CSeq(int(parts[0]), parts[1])
+    if len(text) <= _CACHED_TEXT_LENGTH:
+        if len(_cseq_cache) >= _CSEQ_CACHE_MAX:
+            _cseq_cache.clear()
+        _cseq_cache[text] = cseq
+    return cseq
+
+
+# A From/To tag not looked at yet (None is a valid answer: no tag).
+_UNREAD = "\0unread"
 
 
 class Message:
-    """What requests and responses share: headers, body and lazily parsed fields."""
+    """What requests and responses share: headers, body and lazily parsed fields.
 
-    __slots__ = ("_cache", "body", "headers")
+    Each parsed field has a slot of its own (None until first read), which is
+    cheaper to reach than a dictionary and holds no container when unused.
+    """
+
+    __slots__ = (
+        "_cseq",
+        "_from",
+        "_from_tag",
+        "_to",
+        "_to_tag",
+        "_top_via",
+        "_vias",
+        "body",
+        "headers",
+    )
 
     def __init__(self, headers: Headers, body: bytes = b"") -> None:
         self.headers = headers
         self.body = body
-        self._cache: dict[str, object] = {}
+        self._cseq: CSeq | None = None
+        self._top_via: Via | None = None
+        self._vias: list[Via] | None = None
+        self._from: NameAddr | None = None
+        self._to: NameAddr | None = None
+        self._from_tag: str | None = _UNREAD
+        self._to_tag: str | None = _UNREAD
 
     def invalidate(self) -> None:
         """Forget parsed header values after `headers` was changed directly."""
-        self._cache.clear()
+        self._cseq = self._top_via = self._vias = self._from = self._to = None
+        self._from_tag = self._to_tag = _UNREAD
 
     @property
     def call_id(self) -> str:
@@ -177,28 +255,26 @@ class Message:
     @property
     def cseq(self) -> CSeq:
         """The parsed CSeq; ParseError if missing or malformed."""
-        cached = self._cache.get("cseq")
+        cached = self._cseq
         if cached is None:
             value = self.headers.get("cseq")
             if value is None:
                 raise ParseError("missing CSeq")
-            cached = self._cache["cseq"] = parse_cseq(value)
-        assert isinstance(cached, CSeq)
+            cached = self._cseq = parse_cseq(value)
         return cached
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first."""
-        cached = self._cache.get("vias")
+        cached = self._vias
         if cached is None:
-            cached = self._cache["vias"] = [parse_via(v) for v in self.headers.get_all("via")]
-        assert isinstance(cached, list)
+            cached = self._vias = [parse_via(v) for v in self.headers.get_all("via")]
         return cached
 
     @property
     def top_via(self) -> Via:
         """The topmost Via; ParseError if there is none."""
-        cached = self._cache.get("top_via")
+        cached = self._top_via
         if cached is None:
             first = self.headers.get("via")
             if first is None:
@@ -206,29 +282,58 @@ class Message:
             values = split_list(first)
             if not values:
                 raise ParseError("empty Via")
-            cached = self._cache["top_via"] = parse_via(values[0])
-        assert isinstance(cached, Via)
-        return cached
-
-    def _address(self, key: str) -> NameAddr:
-        cached = self._cache.get(key)
-        if cached is None:
-            value = self.headers.get(key)
-            if value is None:
-                raise ParseError(f"missing {key}")
-            cached = self._cache[key] = parse_name_addr(value)
-        assert isinstance(cached, NameAddr)
+            cached = self._top_via = parse_via(values[0])
         return cached
 
     @property
     def from_addr(self) -> NameAddr:
         """The parsed From header."""
-        return self._address("from")
+        cached = self._from
+        if cached is None:
+            value = self.headers.get("from")
+            if value is None:
+                raise ParseError("missing from")
+            cached = self._from = parse_name_addr(value)
+        return cached
 
     @property
     def to_addr(self) -> NameAddr:
         """The parsed To header."""
-        return self._address("to")
+        cached = self._to
+        if cached is None:
+            value = self.headers.get("to")
+            if value is None:
+                raise ParseError("missing to")
+            cached = self._to = parse_name_addr(value)
+        return cached
+
+    @property
+    def from_tag(self) -> str | None:
+        """The From tag (`from_addr.tag`); ParseError if From is missing or malformed."""
+        parsed = self._from
+        if parsed is not None:
+            return parsed.tag  # the parsed form, which its user may have changed
+        tag = self._from_tag
+        if tag is _UNREAD:
+            value = self.headers.get("from")
+            if value is None:
+                raise ParseError("missing from")
+            tag = self._from_tag = name_addr_tag(value)
+        return tag
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag (`to_addr.tag`); ParseError if To is missing or malformed."""
+        parsed = self._to
+        if parsed is not None:
+            return parsed.tag  # the parsed form, which its user may have changed
+        tag = self._to_tag
+        if tag is _UNREAD:
+            value = self.headers.get("to")
+            if value is None:
+                raise ParseError("missing to")
+            tag = self._to_tag = name_addr_tag(value)
+        return tag
 
     @property
     def contact(self) -> NameAddr | None:
@@ -241,22 +346,28 @@ class Message:
 
     def to_bytes(self) -> bytes:
         """Serialize, writing a Content-Length that matches the body."""
-        lines = [self._start_line()]
-        body_length = str(len(self.body))
+        triples = self.headers.triples()
+        body = self.body
+        if "content-length" not in map(_KEY, triples):
+            # What we build carries no Content-Length line: it goes last.
+            lines = "".join([f"{name}: {value}\r\n" for _, name, value in triples])
+            text = f"{self._start_line()}\r\n{lines}Content-Length: {len(body)}\r\n\r\n"
+            head = text.encode("utf-8", "surrogateescape")
+            return head + body if body else head
+        lines_list = [self._start_line()]
+        body_length = str(len(body))
         wrote_length = False
-        for key, name, value in self.headers.triples():
+        for key, name, value in triples:
             if key == "content-length":
                 if wrote_length:
                     continue
                 wrote_length = True
                 value = body_length
-            lines.append(f"{name}: {value}")
-        if not wrote_length:
-            lines.append(f"Content-Length: {body_length}")
-        lines.append("")
-        lines.append("")
-        head = "\r\n".join(lines).encode("utf-8", "surrogateescape")
-        return head + self.body if self.body else head
+            lines_list.append(f"{name}: {value}")
+        lines_list.append("")
+        lines_list.append("")
+        head = "\r\n".join(lines_list).encode("utf-8", "surrogateescape")
+        return head + body if body else head
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -265,7 +376,7 @@ class Message:
 class Request(Message):
     """A SIP request: method, Request-URI (text, parsed on demand), headers, body."""
 
-    __slots__ = ("method", "uri", "version")
+    __slots__ = ("_request_uri", "method", "uri", "version")
 
     def __init__(
         self,
@@ -275,18 +386,28 @@ class Request(Message):
         body: bytes = b"",
         version: str = SIP_VERSION,
     ) -> None:
-        super().__init__(headers, body)
+        # Every slot set here rather than through Message.__init__: one call less
+        # per message, and there are several per SIP message handled.
+        self.headers = headers
+        self.body = body
+        self._cseq = self._top_via = self._vias = self._from = self._to = None
+        self._from_tag = self._to_tag = _UNREAD
         self.method = method
         self.uri = uri
         self.version = version
+        self._request_uri: Uri | None = None
+
+    def invalidate(self) -> None:
+        """Forget parsed header values (and the Request-URI) after a direct change."""
+        super().invalidate()
+        self._request_uri = None
 
     @property
     def request_uri(self) -> Uri:
         """The parsed Request-URI."""
-        cached = self._cache.get("request_uri")
+        cached = self._request_uri
         if cached is None:
-            cached = self._cache["request_uri"] = parse_uri(self.uri)
-        assert isinstance(cached, Uri)
+            cached = self._request_uri = parse_uri(self.uri)
         return cached
 
     def _start_line(self) -> str:
@@ -320,7 +441,10 @@ class Response(Message):
         body: bytes = b"",
         version: str = SIP_VERSION,
     ) -> None:
-        super().__init__(headers if headers is not None else Headers(), body)
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+        self._cseq = self._top_via = self._vias = self._from = self._to = None
+        self._from_tag = self._to_tag = _UNREAD
         self.status = status
         self.reason = reason if reason is not None else REASON_PHRASES.get(status, "")
         self.version = version

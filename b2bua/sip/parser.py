@@ -13,48 +13,58 @@ from __future__ import annotations
 import re
 
 from b2bua.sip.errors import ParseError
-from b2bua.sip.headers import Headers, header_key
-from b2bua.sip.message import SIP_VERSION, Request, Response, parse_cseq
+from b2bua.sip.headers import Headers, header_key, split_list
+from b2bua.sip.message import SIP_VERSION, Request, Response, parse_cseq, parse_via
 
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _CSEQ_BIT = 2
+_VIA_BIT = 16
 _CONTENT_LENGTH_BIT = 32
 _MANDATORY_BITS = {
     "call-id": 1,
     "cseq": _CSEQ_BIT,
     "from": 4,
     "to": 8,
-    "via": 16,
+    "via": _VIA_BIT,
     "content-length": _CONTENT_LENGTH_BIT,
 }
 _ALL_MANDATORY = 1 | 2 | 4 | 8 | 16
 
-# Raw header name (as it appears before the colon) -> (look-up key, name to keep).
+# Raw header name (as it appears before the colon) -> (look-up key, name to keep,
+# mandatory-header bit or 0).
 # Carriers send the same few dozen spellings, so validating each once pays off.
-_known_names: dict[str, tuple[str, str]] = {}
+_known_names: dict[str, tuple[str, str, int]] = {}
+
+
+# Whole header line -> (triple, mandatory bit). A response repeats the Via, From,
+# To, Call-ID and CSeq lines of the request it answers, and a dialog's requests
+# repeat its From, To and Call-ID; such lines are split once. Triples are
+# tuples of strings, so messages share them safely. Bounded in entries and in
+# line length (a peer's huge lines are not kept), and cleared when full.
+_KNOWN_LINES_MAX = 8192
+_KNOWN_LINE_LENGTH = 256
+_known_lines: dict[str, tuple[tuple[str, str, str], int]] = {}
+
+
+# Methods every element sends: tokens, so the check of a request line skips the regex.
+_TOKEN_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "PRACK", "UPDATE", "INFO", "REGISTER"}
+)
 
 
 def _is_token(text: str) -> bool:
     return _TOKEN.fullmatch(text) is not None
 
 
-def _split_head(data: bytes) -> tuple[str, bytes]:
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head, body = data[:end], data[end + 4 :]
-    else:
-        # Bare-LF messages are not RFC 3261 but are cheap to accept.
-        end = data.find(b"\n\n")
-        if end < 0:
-            raise ParseError("no blank line ends the header section")
-        head, body = data[:end], data[end + 2 :]
-    return head.decode("utf-8", "surrogateescape"), body
+def _split_head_lf(data: bytes) -> tuple[str, bytes]:
+    # Bare-LF messages are not RFC 3261 but are cheap to accept.
+    end = data.find(b"\n\n")
+    if end < 0:
+        raise ParseError("no blank line ends the header section")
+    return data[:end].decode("utf-8", "surrogateescape"), data[end + 2 :]
 
 
-def _header_lines(head: str) -> list[str]:
-    lines = head.split("\r\n") if "\r" in head else head.split("\n")
-    if "\n " not in head and "\n\t" not in head:
-        return lines
+def _unfold(lines: list[str]) -> list[str]:
     unfolded: list[str] = [lines[0]]
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and len(unfolded) > 1:
@@ -67,25 +77,50 @@ def _header_lines(head: str) -> list[str]:
     return unfolded
 
 
-def _parse_headers(lines: list[str]) -> list[tuple[str, str, str]]:
+def _parse_headers(
+    lines: list[str],
+) -> tuple[list[tuple[str, str, str]], int, str | None, str, str]:
+    """Header triples, plus what `parse_message` checks: which mandatory headers were
+    seen (bits), and the first Content-Length, CSeq and Via values."""
     triples: list[tuple[str, str, str]] = []
     known = _known_names
+    known_lines = _known_lines
+    seen = 0
+    length_value: str | None = None
+    cseq_value = via_value = ""
     for line in lines:
-        if not line:
-            continue
-        raw_name, colon, value = line.partition(":")
-        entry = known.get(raw_name)
-        if entry is None:
-            if not colon:
-                raise ParseError(f"header line without a colon: {line[:60]!r}")
-            name = raw_name.rstrip(" \t")
-            if not _is_token(name):
-                raise ParseError(f"bad header name {name[:60]!r}")
-            entry = (header_key(name), name)
-            if len(known) < 4096:  # peers' odd spellings must not grow it forever
-                known[raw_name] = entry
-        triples.append((entry[0], entry[1], value.strip(" \t")))
-    return triples
+        cached = known_lines.get(line)
+        if cached is None:
+            if not line:
+                continue
+            raw_name, colon, value = line.partition(":")
+            entry = known.get(raw_name)
+            if entry is None:
+                if not colon:
+                    raise ParseError(f"header line without a colon: {line[:60]!r}")
+                name = raw_name.rstrip(" \t")
+                if not _is_token(name):
+                    raise ParseError(f"bad header name {name[:60]!r}")
+                key = header_key(name)
+                entry = (key, name, _MANDATORY_BITS.get(key, 0))
+                if len(known) < 4096:  # peers' odd spellings must not grow it forever
+                    known[raw_name] = entry
+            cached = ((entry[0], entry[1], value.strip(" \t")), entry[2])
+            if len(line) <= _KNOWN_LINE_LENGTH:
+                if len(known_lines) >= _KNOWN_LINES_MAX:
+                    known_lines.clear()
+                known_lines[line] = cached
+        triple, bit = cached
+        triples.append(triple)
+        if bit and not seen & bit:
+            if bit == _CONTENT_LENGTH_BIT:
+                length_value = triple[2]
+            elif bit == _CSEQ_BIT:
+                cseq_value = triple[2]
+            elif bit == _VIA_BIT:
+                via_value = triple[2]
+            seen |= bit
+    return triples, seen, length_value, cseq_value, via_value
 
 
 def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
@@ -105,7 +140,7 @@ def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
         if len(parts) != 3:
             raise ParseError(f"bad request line {line[:80]!r}")
     method, uri, version = parts
-    if not _is_token(method):
+    if method not in _TOKEN_METHODS and not _is_token(method):
         raise ParseError(f"bad method {method[:40]!r}")
     if version != SIP_VERSION:
         if version.upper().startswith("SIP/"):
@@ -114,12 +149,6 @@ def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
     if ":" not in uri or "<" in uri or ">" in uri:
         raise ParseError(f"bad Request-URI {uri[:80]!r}")
     return method, uri, version
-
-
-def _content_length(value: str) -> int:
-    if not value.isdigit() or not value.isascii() or len(value) > 10:
-        raise ParseError(f"bad Content-Length {value[:20]!r}")
-    return int(value)
 
 
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
@@ -136,35 +165,32 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     # RFC 3261 section 7.5: ignore CRLFs that precede the start line.
     if data[:2] == b"\r\n":
         data = data.lstrip(b"\r\n")
-    head, body = _split_head(data)
-    lines = _header_lines(head)
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        head = data[:end].decode("utf-8", "surrogateescape")
+        body = data[end + 4 :]
+    else:
+        head, body = _split_head_lf(data)
+    lines = head.split("\r\n") if "\r" in head else head.split("\n")
+    if "\n " in head or "\n\t" in head:
+        lines = _unfold(lines)
     start = _parse_start_line(lines[0])
-    triples = _parse_headers(lines[1:])
-
+    triples, seen, length_value, cseq_value, via_value = _parse_headers(lines[1:])
     length: int | None = None
-    cseq_value: str | None = None
-    seen = 0
-    for key, _, value in triples:
-        bit = _MANDATORY_BITS.get(key)
-        if bit is None:
-            continue
-        if bit == _CONTENT_LENGTH_BIT:
-            if length is None:
-                length = _content_length(value)
-        elif bit == _CSEQ_BIT and cseq_value is None:
-            cseq_value = value
-        seen |= bit
+    if length_value is not None:
+        if not length_value.isdigit() or not length_value.isascii() or len(length_value) > 10:
+            raise ParseError(f"bad Content-Length {length_value[:20]!r}")
+        length = int(length_value)
     if seen & _ALL_MANDATORY != _ALL_MANDATORY:
         missing = [k for k, b in _MANDATORY_BITS.items() if b & _ALL_MANDATORY and not seen & b]
         raise ParseError(f"missing mandatory header {missing[0]}")
-    assert cseq_value is not None
 
     if length is None:
         if stream:
             raise ParseError("Content-Length is mandatory on a stream transport")
-    elif len(body) < length:
-        raise ParseError(f"body is {len(body)} octets, Content-Length says {length}")
-    elif len(body) > length:
+    elif len(body) != length:
+        if len(body) < length:
+            raise ParseError(f"body is {len(body)} octets, Content-Length says {length}")
         body = body[:length]
 
     headers = Headers._from_triples(triples)
@@ -178,6 +204,10 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     else:
         status, reason = start
         message = Response(status, reason, headers, body)
-    message._cache["cseq"] = cseq
-    message.top_via  # noqa: B018 - validated now so the transaction layer can rely on it
+    message._cseq = cseq
+    # The top Via is validated now, so the transaction layer can rely on it.
+    values = split_list(via_value)
+    if not values:
+        raise ParseError("empty Via")
+    message._top_via = parse_via(values[0])
     return message

@@ -13,10 +13,13 @@ Usage (an asyncio adapter and the call engine follow the same loop)::
     events = layer.handle_timers(now=loop.time())
 
 Sends go to one outgoing queue; TU events come back from `receive`,
-`handle_timers` and `report_transport_error`. Transactions arm timers by
-pushing `(deadline, seq, transaction)` on one heap; stale entries (a stopped
-timer, a terminated transaction) are skipped when popped, and the heap is
-rebuilt when they pile up, so nothing is ever searched for and removed.
+`handle_timers` and `report_transport_error`. A transaction keeps one entry
+`(deadline, seq, transaction)` on one heap, at or before its earliest running
+timer (`_wake`): arming a later timer pushes nothing, and a stopped timer is
+never searched for. When the entry pops, the due timers fire and one entry is
+pushed for the next running timer. Stale entries (superseded by an earlier
+one, or of a terminated transaction) are skipped when popped, and the heap is
+rebuilt when dead ones pile up.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def _server_key(request: Request, method: str) -> tuple[str, ...]:
         via.sent_by,
         method,
         request.call_id,
-        request.from_addr.tag or "",
+        request.from_tag or "",
         str(request.cseq.number),
     )
 
@@ -80,6 +83,7 @@ class TransactionLayer:
         "_clients",
         "_events",
         "_heap",
+        "_last_key",
         "_outgoing",
         "_seq",
         "_servers",
@@ -94,6 +98,7 @@ class TransactionLayer:
         self._clients: dict[tuple[str, ...], ClientTransaction] = {}
         self._servers: dict[tuple[str, ...], ServerTransaction] = {}
         self._heap: list[tuple[float, int, Transaction]] = []
+        self._last_key: tuple[Request, tuple[str, ...]] | None = None  # see has_server
         self._seq = itertools.count()
         self._stale = 0
         self._outgoing: list[Send] = []
@@ -169,7 +174,10 @@ class TransactionLayer:
 
     def has_server(self, request: Request) -> bool:
         """Whether a live server transaction matches `request` (a retransmission)."""
-        return _server_key(request, request.method) in self._servers
+        key = _server_key(request, request.method)
+        # Admission control asks just before `receive` looks the same request up.
+        self._last_key = (request, key)
+        return key in self._servers
 
     def find_client(self, branch: str, method: str) -> ClientTransaction | None:
         """The live client transaction with this branch and method (section 17.1.3)."""
@@ -180,14 +188,22 @@ class TransactionLayer:
         heap = self._heap
         while heap:
             deadline, _, transaction = heap[0]
-            if transaction.state is not _TERMINATED:
-                # An entry earlier than every running timer of its transaction
-                # is left over from a stopped timer: drop it to avoid a wake-up.
+            if transaction.state is _TERMINATED:
+                self._stale -= 1
+            elif transaction._wake == deadline:
                 running = transaction.next_deadline()
                 if running is not None and running <= deadline:
                     return deadline
-            else:
-                self._stale -= 1
+                # Its timers were stopped since (a provisional stops Timer A and
+                # B): move the entry to the earliest one still running, if any,
+                # instead of waking up for nothing.
+                heapq.heappop(heap)
+                transaction._heap_entries -= 1
+                transaction._wake = None
+                if running is not None:
+                    transaction._wake = running
+                    self._schedule(running, transaction)
+                continue
             heapq.heappop(heap)
             transaction._heap_entries -= 1
         return None
@@ -196,12 +212,19 @@ class TransactionLayer:
         """Fire every timer due at `now` and return the TU events that follow."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, transaction = heapq.heappop(heap)
+            deadline, _, transaction = heapq.heappop(heap)
             transaction._heap_entries -= 1
             if transaction.state is _TERMINATED:
                 self._stale -= 1
-            else:
+            elif transaction._wake == deadline:
+                transaction._wake = None
                 transaction.handle_timer(now=now)
+                if transaction.state is not _TERMINATED:
+                    running = transaction.next_deadline()
+                    wake = transaction._wake
+                    if running is not None and (wake is None or running < wake):
+                        transaction._wake = running
+                        self._schedule(running, transaction)
         return self._take_events()
 
     def report_transport_error(self, transaction: Transaction, *, now: float) -> list[Event]:
@@ -216,6 +239,7 @@ class TransactionLayer:
         9.1), or a server transaction whose request the TU chose to drop.
         """
         if transaction.state is not _TERMINATED:
+            transaction._let_go_of_request()
             transaction.state = _TERMINATED
             transaction._stop_timers()
             self._forget(transaction, report=False)
@@ -244,7 +268,12 @@ class TransactionLayer:
     def _receive_request(self, request: Request, source: Address, now: float) -> None:
         method = request.method
         is_ack = method == "ACK"
-        key = _server_key(request, "INVITE" if is_ack else method)
+        last = self._last_key
+        if last is not None and last[0] is request and not is_ack:
+            key = last[1]
+        else:
+            key = _server_key(request, "INVITE" if is_ack else method)
+        self._last_key = None
         transaction = self._servers.get(key)
         if transaction is not None:
             transaction.receive_request(request, now=now)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from b2bua.sip.address import Address
 from b2bua.sip.errors import TransactionError
+from b2bua.sip.headers import Headers
 from b2bua.sip.message import Message, Request, Response
 
 if TYPE_CHECKING:
@@ -173,6 +174,9 @@ Event = (
     | TransactionTerminated
 )
 
+# A request kept as text: method, Request-URI, version, header triples, body.
+_DormantRequest = tuple[str, str, str, tuple[tuple[str, str, str], ...], bytes]
+
 # A transition: (transaction, the message that came with the input or None, now).
 Handler = Callable[[Any, Message | None, float], None]
 
@@ -192,9 +196,27 @@ def reject(transaction: Transaction, message: Message | None, now: float) -> Non
 
 
 class Transaction:
-    """Common plumbing: state, the table dispatch, timer deadlines, outputs."""
+    """Common plumbing: state, the table dispatch, timer deadlines, outputs.
 
-    __slots__ = ("_heap_entries", "_interval", "_layer", "key", "reliable", "request", "state")
+    Once a transaction only waits to absorb retransmissions (Completed,
+    Confirmed, Accepted), it lets go of its parsed request: it keeps the
+    request's text as one tuple, which holds no parsed header objects and
+    costs the garbage collector nothing, and rebuilds a `Request` from it
+    only if somebody still asks for `request`.
+    """
+
+    __slots__ = (
+        "_dormant",
+        "_heap_entries",
+        "_interval",
+        "_layer",
+        "_request",
+        "_wake",
+        "key",
+        "method",
+        "reliable",
+        "state",
+    )
 
     STATES: ClassVar[tuple[TransactionState, ...]]
     INPUTS: ClassVar[tuple[TransactionInput, ...]]
@@ -211,15 +233,29 @@ class Transaction:
         state: TransactionState,
     ) -> None:
         self._layer = layer
-        self.request = request
+        self._request: Request | None = request
+        self._dormant: _DormantRequest | None = None
+        self.method = request.method
         self.key = key
         self.reliable = reliable
         self.state = state
         self._heap_entries = 0
+        self._wake: float | None = None  # deadline of this transaction's live heap entry
         self._interval = 0.0  # current retransmit interval of Timer A, E or G
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.request.method} {self.key[0]} {self.state.value}>"
+        return f"<{type(self).__name__} {self.method} {self.key[0]} {self.state.value}>"
+
+    @property
+    def request(self) -> Request:
+        """The request that started the transaction (rebuilt from text once it waits)."""
+        request = self._request
+        if request is None:
+            assert self._dormant is not None
+            method, uri, version, triples, body = self._dormant
+            request = Request(method, uri, Headers._from_triples(list(triples)), body, version)
+            self._request = request
+        return request
 
     def dispatch(self, event: TransactionInput, message: Message | None, *, now: float) -> None:
         """Feed one input through the transition table (the layer does this for you)."""
@@ -241,7 +277,8 @@ class Transaction:
             deadline: float | None = getattr(self, name)
             if deadline is not None and deadline <= now:
                 due.append((deadline, name, event))
-        due.sort()
+        if len(due) > 1:
+            due.sort()
         for deadline, name, event in due:
             # An earlier handler may have stopped or re-armed this timer.
             if getattr(self, name) == deadline:
@@ -253,13 +290,27 @@ class Transaction:
     def _arm(self, name: str, now: float, delay: float) -> None:
         deadline = now + delay
         setattr(self, name, deadline)
-        self._layer._schedule(deadline, self)
+        wake = self._wake
+        if wake is None or deadline < wake:
+            # A later timer needs no entry of its own: the earlier one's entry
+            # is pushed again for it once it pops (TransactionLayer.handle_timers).
+            self._wake = deadline
+            self._layer._schedule(deadline, self)
 
     def _stop_timers(self) -> None:
         for name, _ in self.TIMERS:
             setattr(self, name, None)
 
+    def _let_go_of_request(self) -> None:
+        """Keep the request as text only: nothing parsed stays alive while we wait."""
+        request = self._request
+        if request is not None:
+            triples = tuple(request.headers.triples())
+            self._dormant = (request.method, request.uri, request.version, triples, request.body)
+            self._request = None
+
     def _terminate(self) -> None:
+        self._let_go_of_request()
         self.state = TransactionState.TERMINATED
         self._stop_timers()
         self._layer._forget(self, report=True)

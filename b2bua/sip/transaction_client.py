@@ -97,6 +97,11 @@ class ClientTransaction(Transaction):
     def _classify(self, status: int) -> TransactionInput:
         raise NotImplementedError
 
+    def _wait_for_retransmissions(self) -> None:
+        # Completed and Accepted never resend the request (section 17.1.1.2, 17.1.2.2).
+        self._let_go_of_request()
+        self._request_bytes = b""
+
     def _retransmit(self) -> None:
         self._layer.retransmissions += 1
         self._layer._outgoing.append(Send(self._request_bytes, self.destination, self))
@@ -170,6 +175,7 @@ def _ict_success(tx: InviteClientTransaction, message: Message | None, now: floa
     # (and 2xx from other forks) still match and reach the TU.
     tx.state = S.ACCEPTED
     tx.timer_a = tx.timer_b = None
+    tx._wait_for_retransmissions()
     tx._arm("timer_m", now, tx._layer.config.timer_m)
     tx._pass_up(message)
 
@@ -179,6 +185,7 @@ def _ict_failure(tx: InviteClientTransaction, message: Message | None, now: floa
     tx.state = S.COMPLETED
     tx.timer_a = tx.timer_b = None
     tx._ack_bytes = build_ack(tx.request, message).to_bytes()
+    tx._wait_for_retransmissions()
     tx._layer._outgoing.append(Send(tx._ack_bytes, tx.destination, tx))
     tx._arm("timer_d", now, tx._layer.config.timer_d(tx.reliable))
     tx._pass_up(message)
@@ -310,6 +317,7 @@ def _nict_final(tx: NonInviteClientTransaction, message: Message | None, now: fl
     assert isinstance(message, Response)
     tx.state = S.COMPLETED
     tx.timer_e = tx.timer_f = None
+    tx._wait_for_retransmissions()
     tx._arm("timer_k", now, tx._layer.config.timer_k(tx.reliable))
     tx._pass_up(message)
 

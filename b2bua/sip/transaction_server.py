@@ -38,7 +38,7 @@ I = TransactionInput  # noqa: E741 - short alias keeps the tables on one screen
 class ServerTransaction(Transaction):
     """What INVITE and non-INVITE server transactions share."""
 
-    __slots__ = ("_last_response", "source")
+    __slots__ = ("_last_response", "_serialized", "source")
 
     def __init__(
         self,
@@ -51,10 +51,13 @@ class ServerTransaction(Transaction):
         super().__init__(layer, request, key, source.reliable, state)
         self.source = source
         self._last_response: bytes | None = None
+        self._serialized: bytes | None = None  # the bytes of the response being sent
 
-    def respond(self, response: Response, *, now: float) -> None:
+    def respond(self, response: Response, *, now: float, data: bytes | None = None) -> None:
         """Send `response` (built with `make_response(self.request, ...)`) and move on.
 
+        `data` is `response.to_bytes()` when the caller has it already (it
+        keeps a 2xx to retransmit, say), so it is not serialized twice.
         Raises TransactionError when the state machine does not allow it (a
         second final to a non-INVITE, say). Responding to a transaction that
         already terminated is ignored: Timer L or a transport error got there
@@ -62,7 +65,11 @@ class ServerTransaction(Transaction):
         """
         if not 100 <= response.status <= 699:
             raise TransactionError(f"cannot send status {response.status}")
-        self.TRANSITIONS[self.state][self._classify(response.status)](self, response, now)
+        self._serialized = data
+        try:
+            self.TRANSITIONS[self.state][self._classify(response.status)](self, response, now)
+        finally:
+            self._serialized = None
 
     def receive_request(self, request: Request, *, now: float) -> None:
         """Feed a retransmitted request or an ACK matched to this transaction."""
@@ -74,7 +81,10 @@ class ServerTransaction(Transaction):
 
     def _send_response(self, response: Message | None) -> None:
         assert isinstance(response, Response)
-        data = self._last_response = response.to_bytes()
+        data = self._serialized
+        if data is None:
+            data = response.to_bytes()
+        self._last_response = data
         self._layer._outgoing.append(Send(data, self.source, self))
 
     def _resend_last(self) -> None:
@@ -135,6 +145,7 @@ def _ist_success(tx: InviteServerTransaction, message: Message | None, now: floa
     # waits in Accepted for Timer L, passing 2xx ACKs up and absorbing INVITEs.
     tx.state = S.ACCEPTED
     tx._send_response(message)
+    tx._let_go_of_request()
     tx._arm("timer_l", now, tx._layer.config.timer_l)
 
 
@@ -146,6 +157,7 @@ def _ist_success_again(tx: InviteServerTransaction, message: Message | None, now
 def _ist_failure(tx: InviteServerTransaction, message: Message | None, now: float) -> None:
     tx.state = S.COMPLETED
     tx._send_response(message)
+    tx._let_go_of_request()
     config = tx._layer.config
     if not tx.reliable:
         tx._interval = config.timer_g
@@ -265,6 +277,7 @@ class NonInviteServerTransaction(ServerTransaction):
 def _nist_final(tx: NonInviteServerTransaction, message: Message | None, now: float) -> None:
     tx.state = S.COMPLETED
     tx._send_response(message)
+    tx._let_go_of_request()
     tx._arm("timer_j", now, tx._layer.config.timer_j(tx.reliable))
 
 

@@ -9,6 +9,7 @@ From/To/Contact/P-Asserted-Identity grammar: a quoted or token display name,
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from b2bua.sip.errors import ParseError
@@ -23,6 +24,12 @@ _SIP_URI_FAST = re.compile(
     r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
     r"(?:;([^?<>\s\";@][^?<>\s\"@]*))?(?:\?([^<>\s\"]*))?"
 )
+
+
+# The common shape of a name-addr, `["display" | token] <uri>[;params]`, matched in
+# one step: a quoted name without escapes, a token name without the characters
+# that would need quotes. Anything else (escapes, addr-spec) takes the general path.
+_NAME_ADDR_FAST = re.compile(r'(?:"([^"\\]*)"[ \t]*|([^",;<>@]*?))<([^<>]*)>[ \t]*(?:;(.*))?', re.S)
 
 
 def unescape(text: str) -> str:
@@ -48,7 +55,17 @@ def unescape(text: str) -> str:
 
 
 def _split_params(text: str) -> list[tuple[str, str | None]]:
-    params: list[tuple[str, str | None]] = []
+    if text.isprintable() and " " not in text:
+        # No whitespace anywhere (every other space character is unprintable),
+        # so nothing needs stripping.
+        params: list[tuple[str, str | None]] = []
+        for raw in text.split(";"):
+            name, eq, value = raw.partition("=")
+            if not name:
+                raise ParseError(f"empty parameter name in {text!r}")
+            params.append((name, value if eq else None))
+        return params
+    params = []
     for raw in text.split(";"):
         name, eq, value = raw.partition("=")
         name = name.strip()
@@ -62,7 +79,7 @@ def _format_params(params: list[tuple[str, str | None]]) -> str:
     return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
 
 
-def _get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
+def _get_param(params: Sequence[tuple[str, str | None]], name: str) -> str | None:
     lowered = name.lower()
     for key, value in params:
         if key.lower() == lowered:
@@ -84,7 +101,7 @@ def _drop_param(params: list[tuple[str, str | None]], name: str) -> None:
     params[:] = [(key, value) for key, value in params if key.lower() != lowered]
 
 
-@dataclass
+@dataclass(slots=True)
 class Uri:
     """A parsed URI. For `sip`/`sips`: user, password, host, port, params, headers.
 
@@ -159,30 +176,17 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
-def _uri_from_match(groups: tuple[str | None, ...]) -> Uri | None:
-    scheme, user, password, host, port_text, params_text, headers = groups
-    port = int(port_text) if port_text is not None else None
-    if port is not None and port > 65535:
-        return None  # the general path reports it
-    assert scheme is not None and host is not None
-    return Uri(
-        scheme,
-        user=user,
-        password=password,
-        host=host,
-        port=port,
-        params=_split_params(params_text) if params_text else [],
-        headers=headers,
-    )
-
-
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise ParseError if a `sip:`, `sips:` or `tel:` URI is malformed."""
     fast = _SIP_URI_FAST.fullmatch(text)
     if fast is not None:
-        fast_uri = _uri_from_match(fast.groups())
-        if fast_uri is not None:
-            return fast_uri
+        groups = fast.groups()
+        port_text = groups[4]
+        port = int(port_text) if port_text is not None else None
+        if port is None or port <= 65535:  # a bad port is reported by the general path
+            params_text = groups[5]
+            fast_params = _split_params(params_text) if params_text else []
+            return Uri(groups[0], groups[1], groups[2], groups[3], port, fast_params, groups[6])
     scheme, colon, rest = text.strip().partition(":")
     if not colon or not scheme or not rest:
         raise ParseError(f"not a URI: {text!r}")
@@ -219,7 +223,7 @@ def parse_uri(text: str) -> Uri:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class NameAddr:
     """`display-name <uri>;params` as in From, To, Contact and identity headers."""
 
@@ -272,9 +276,78 @@ def _read_quoted(text: str, start: int) -> tuple[str, int]:
     raise ParseError(f"unterminated quoted string in {text!r}")
 
 
+# name-addr text -> the parts of its last parse. A dialog repeats its From and To
+# in every request and response, so each value is parsed once; every caller
+# still gets objects of its own to change. Cleared when full.
+_NAME_ADDR_CACHE_MAX = 4096
+_NAME_ADDR_CACHED_LENGTH = 256
+_name_addr_cache: dict[str, tuple[_UriParts, str | None, tuple[tuple[str, str | None], ...]]] = {}
+_UriParts = tuple[
+    str,
+    str | None,
+    str | None,
+    str,
+    int | None,
+    tuple[tuple[str, str | None], ...],
+    str | None,
+    str | None,
+]
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse a From/To/Contact style value; raise ParseError if it is malformed."""
+    cached = _name_addr_cache.get(text)
+    if cached is not None:
+        parts, display, params = cached
+        uri = Uri(
+            parts[0], parts[1], parts[2], parts[3], parts[4], list(parts[5]), parts[6], parts[7]
+        )
+        return NameAddr(uri, display, list(params))
+    address = _parse_name_addr(text)
+    if len(text) > _NAME_ADDR_CACHED_LENGTH:
+        return address  # a peer's huge values are not kept
+    uri = address.uri
+    if len(_name_addr_cache) >= _NAME_ADDR_CACHE_MAX:
+        _name_addr_cache.clear()
+    _name_addr_cache[text] = (
+        (
+            uri.scheme,
+            uri.user,
+            uri.password,
+            uri.host,
+            uri.port,
+            tuple(uri.params),
+            uri.headers,
+            uri.opaque,
+        ),
+        address.display_name,
+        tuple(address.params),
+    )
+    return address
+
+
+def name_addr_tag(text: str) -> str | None:
+    """The `tag` parameter of a From/To value, or None; ParseError if it is malformed.
+
+    The same as `parse_name_addr(text).tag`, without building the objects when
+    the value was parsed before (a dialog's From and To repeat in every message).
+    """
+    cached = _name_addr_cache.get(text)
+    if cached is None:
+        return parse_name_addr(text).tag
+    return _get_param(cached[2], "tag")
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     value = text.strip()
+    fast = _NAME_ADDR_FAST.fullmatch(value)
+    if fast is not None:
+        quoted, token, uri_text, params_text = fast.groups()
+        return NameAddr(
+            parse_uri(uri_text),
+            quoted if quoted is not None else (token.strip() or None),
+            _split_params(params_text) if params_text is not None else [],
+        )
     if not value:
         raise ParseError("empty address")
     display: str | None = None
