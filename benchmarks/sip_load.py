@@ -248,6 +248,27 @@ def lag_p99(before: str | None, after: str | None) -> str:
     return "n/a (no samples)" if value is None else f"{1000 * value:.1f} ms ({samples:.0f} samples)"
 
 
+def gc_pauses(before: str | None, after: str | None) -> str:
+    """Full (generation 2) collections between two scrapes: how many, p99 and longest bucket."""
+    if before is None or after is None:
+        return "n/a"
+    name, where = "b2bua_gc_pause_seconds", 'generation="2"'
+    old = kit.histogram_buckets(before, name, where)
+    new = kit.histogram_buckets(after, name, where)
+    if not new:
+        return "n/a"
+    old_counts = dict(old)
+    counts = [(bound, count - old_counts.get(bound, 0.0)) for bound, count in new]
+    total = counts[-1][1]
+    if total <= 0:
+        return "0 full collections"
+    longest = next(bound for bound, count in counts if count >= total)
+    p99 = kit.histogram_quantile(old, new, 0.99) or 0.0
+    return (
+        f"{total:.0f} full collections, p99 {1000 * p99:.0f} ms, longest <= {1000 * longest:.0f} ms"
+    )
+
+
 def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> None:
     """CPU seconds per 1,000 complete calls at a fixed rate; median of `repeats` runs."""
     print(f"\n== CPU per 1,000 calls at {rate:.0f} cps ({repeats} x {seconds:.0f} s), {uptime()}")
@@ -260,7 +281,11 @@ def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> 
             result = run_step(lab, rate, seconds)
             after = lab.server.metrics_text()
             figures.append(1000 * result.server_cpu_s / max(1, result.summary.successful))
-            print("  " + result.line() + f"; loop lag p99 {lag_p99(before, after)}", flush=True)
+            print(
+                f"  {result.line()}; loop lag p99 {lag_p99(before, after)}; "
+                f"GC {gc_pauses(before, after)}",
+                flush=True,
+            )
             settle(lab)
     print(
         f"cpu: median {statistics.median(figures):.2f} CPU s per 1,000 complete calls at "
@@ -304,6 +329,7 @@ def memory_per_call(directory: Path, concurrent: int, rate: float) -> None:
         f"-> {per_call / 1024:.1f} KiB per concurrent call (target <= 16 KB); gauges {gauges}"
     )
     print(f"loop lag p99 while setting up and holding {active} calls: {lag_p99(before, after)}")
+    print(f"GC meanwhile: {gc_pauses(before, after)}")
 
 
 def main() -> int:

@@ -260,13 +260,18 @@ def parse_metrics(text: str, names: Sequence[str]) -> dict[str, float]:
     return values
 
 
-def histogram_buckets(text: str, name: str) -> list[tuple[float, float]]:
-    """`(upper bound, cumulative count)` of histogram `name`, sorted by bound."""
+def histogram_buckets(text: str, name: str, where: str = "") -> list[tuple[float, float]]:
+    """`(upper bound, cumulative count)` of histogram `name`, sorted by bound.
+
+    `where` (such as `generation="2"`) keeps only the series whose labels hold it.
+    """
     buckets: list[tuple[float, float]] = []
     prefix = f"{name}_bucket{{"
     for line in text.splitlines():
         if line.startswith(prefix):
             labels, _, value = line[len(prefix) :].rpartition("}")
+            if where not in labels:
+                continue
             bound = labels.partition('le="')[2].partition('"')[0]
             buckets.append((float(bound), float(value.split()[0])))
     return sorted(buckets)
