@@ -17,34 +17,18 @@ machine (250 cps on the shared 2-core development machine, hence 125).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_S = 5.0
 
-
-def load_kit() -> ModuleType:
-    """sipp_scenarios/load.py, imported by path."""
-    spec = importlib.util.spec_from_file_location(
-        "b2bua_load_kit", ROOT / "sipp_scenarios" / "load.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def uptime() -> str:
-    """The load averages, for the record of how busy the machine was."""
-    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+# The kit loader and the load-average line are the SIP benchmark's (this folder is
+# on sys.path when a script in it runs).
+from sip_load import load_kit, uptime  # noqa: E402
 
 
 def main() -> int:
