@@ -126,7 +126,11 @@ class CdrService:
 
     async def _housekeep(self) -> None:
         settings = self.settings
-        next_stale = next_purge = next_tenants = 0.0
+        # start() has just loaded the webhook tenants and closed stale nodes' records.
+        started = time.monotonic()
+        next_stale = started + settings.stale_check_interval_s
+        next_tenants = started + TENANT_REFRESH_S
+        next_purge = 0.0
         while True:
             now = time.monotonic()
             try:
