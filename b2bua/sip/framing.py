@@ -69,3 +69,19 @@ class StreamFramer:
                 return messages
             messages.append(bytes(self._buffer[:total]))
             del self._buffer[:total]
+
+
+# The first Call-ID line (long or compact form); the body comes after every header,
+# and SDP lines use "=", so the first match is the header.
+_CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n@]*)", re.IGNORECASE | re.M)
+
+
+def call_id_key(data: bytes) -> bytes | None:
+    """The Call-ID's part before "@" from raw message bytes, or None without one.
+
+    Every message of a call (requests, responses, retransmissions, both
+    header forms) carries the same value, so it is a key that names the call
+    before parsing: SIP workers steer datagrams with it.
+    """
+    match = _CALL_ID.search(data)
+    return match.group(1).rstrip() if match is not None else None
