@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import socket
 import struct
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from b2bua.observability.logging import get_logger
 from b2bua.transport.base import MessageSink, PeerAddress, Source
+
+if TYPE_CHECKING:
+    from b2bua.transport.steering import Steering
 
 log = get_logger(__name__)
 
@@ -30,8 +33,13 @@ class UdpTransport(asyncio.DatagramProtocol):
     name = "udp"
     reliable = False
 
-    def __init__(self, sink: MessageSink) -> None:
+    def __init__(
+        self, sink: MessageSink, steering: Steering | None = None, listener: int = 0
+    ) -> None:
         self._sink = sink
+        # With several SIP workers: who owns each datagram, and this listener's index.
+        self._steering = steering
+        self._listener = listener
         self._transport: asyncio.DatagramTransport | None = None
         self._local: PeerAddress = ("", 0)
         self._closed = asyncio.get_running_loop().create_future()
@@ -52,6 +60,9 @@ class UdpTransport(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         """Feed one datagram to the sink; an exception must never stop the listener."""
         try:
+            steering = self._steering
+            if steering is not None and steering.steer(data, self._listener, addr[0], addr[1]):
+                return
             self._sink.message_received(data, Source(self, addr[0], addr[1]))
         except Exception:
             log.exception("udp_message_failed", peer=f"{addr[0]}:{addr[1]}")
@@ -102,13 +113,47 @@ class UdpTransport(asyncio.DatagramProtocol):
             await self._closed
 
 
-async def start_udp(host: str, port: int, sink: MessageSink) -> UdpTransport:
-    """Bind a UDP listener on `host:port` feeding `sink`; OSError if it cannot bind."""
+def bind_shared_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket on `host:port` that sibling worker processes may bind too.
+
+    SO_REUSEPORT lets every SIP worker send from the public address; which
+    worker handles a datagram is decided by `b2bua.transport.steering`.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def start_udp(
+    host: str,
+    port: int,
+    sink: MessageSink,
+    *,
+    sock: socket.socket | None = None,
+    steering: Steering | None = None,
+    listener: int = 0,
+) -> UdpTransport:
+    """Bind a UDP listener on `host:port` (or use the bound `sock`) feeding `sink`.
+
+    OSError if it cannot bind.
+    """
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpTransport(sink), local_addr=(host, port), family=family
-    )
+    if sock is not None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpTransport(sink, steering, listener), sock=sock
+        )
+    else:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpTransport(sink, steering, listener), local_addr=(host, port), family=family
+        )
     sock = transport.get_extra_info("socket")
     if sock is not None:
         # Carriers send in bursts; the kernel default (about 200 KiB) overflows
