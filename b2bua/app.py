@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from prometheus_client import generate_latest
 
 from b2bua.api.app import create_api
 from b2bua.api.provisioning import ApiContext, ApiSettings, install_provisioning_api
@@ -28,6 +29,7 @@ from b2bua.api.routes_policy import install_policy_api
 from b2bua.app_engine import EngineCore, TimedDispatcher
 from b2bua.app_routing import BindingRouter
 from b2bua.app_sip import StatelessCore
+from b2bua.app_workers import WorkerPlan, fork_workers, reap_children, signal_children
 from b2bua.bindings.service import BindingService
 from b2bua.bindings.settings import BindingSettings
 from b2bua.calls.dialog import LocalEndpoint
@@ -35,19 +37,21 @@ from b2bua.calls.engine import CallEngine
 from b2bua.calls.events import CallEventSink
 from b2bua.calls.routing import Trunk
 from b2bua.calls.settings import EngineSettings
-from b2bua.cdr.service import CdrService
+from b2bua.cdr.service import CdrService, default_node_id
 from b2bua.cdr.settings import CdrSettings
 from b2bua.config import Config, server_ssl_context
 from b2bua.numbering import NumberingRules
 from b2bua.observability.call_log import FanOutSink, LoggingCallSink
 from b2bua.observability.logging import get_logger
 from b2bua.observability.node import NodeObservability, Sources
+from b2bua.observability.worker_metrics import merge_expositions
 from b2bua.policy import AbusePolicy, PolicyRouter, PolicySettings
 from b2bua.policy.service import PolicyService
 from b2bua.sip.address import Address
 from b2bua.sip.timers import TimerConfig
 from b2bua.store import open_store
 from b2bua.transport.base import Transport, send_all
+from b2bua.transport.steering import Steering, owned_tokens
 from b2bua.transport.tcp import TcpTransport, start_tcp
 from b2bua.transport.udp import UdpTransport, start_udp
 
@@ -87,9 +91,19 @@ def _random_token() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
-def engine_settings(config: Config, endpoints: dict[str, LocalEndpoint]) -> EngineSettings:
-    """The engine's plain settings from the configuration and the bound listeners."""
-    per_trunk = config.limits.max_calls_per_trunk or None
+def engine_settings(
+    config: Config, endpoints: dict[str, LocalEndpoint], *, workers: int = 1
+) -> EngineSettings:
+    """The engine's plain settings from the configuration and the bound listeners.
+
+    The limits are the server's: with several SIP workers each takes its share.
+    """
+    limits = config.limits
+
+    def share(limit: int) -> int:
+        return -(-limit // workers)  # rounded up: a limit of 1 stays 1, never 0
+
+    per_trunk = share(limits.max_calls_per_trunk) or None
     trunks = tuple(
         Trunk(
             name=trunk.name,
@@ -110,12 +124,12 @@ def engine_settings(config: Config, endpoints: dict[str, LocalEndpoint]) -> Engi
             t1=timers.t1, t2=timers.t2, t4=timers.t4, timer_d_unreliable=timers.timer_d
         ),
         untrusted_action=config.sip.untrusted_action,
-        max_calls=config.limits.max_calls,
+        max_calls=share(limits.max_calls),
         retry_after_s=config.calls.retry_after_s,
         ring_timeout_s=config.calls.ring_timeout_s,
         keepalive_interval_s=config.calls.keepalive_interval_s,
-        max_transactions=config.limits.max_transactions,
-        per_source_rps=config.limits.per_source_rps,
+        max_transactions=share(limits.max_transactions),
+        per_source_rps=share(limits.per_source_rps),
     )
 
 
@@ -131,8 +145,19 @@ class _EmbeddedUvicorn(uvicorn.Server):
 class Application:
     """Every long-lived part of one b2bua node, started and stopped together."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        plan: WorkerPlan | None = None,
+        on_fatal: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
+        # Several SIP workers: this process's index and sockets (None: one process).
+        self.plan = plan
+        self._on_fatal = on_fatal
+        self._steering: Steering | None = None
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._worker_metrics: dict[int, bytes] = {}
         self.ready = False
         self.store: Any = None
         self.bindings: BindingService | None = None
@@ -163,9 +188,10 @@ class Application:
         self.policy = PolicyService(self.store, abuse)
         await self.policy.start()
         # Records of calls a crash interrupted are closed before any new call starts.
-        self.cdr = CdrService(
-            self.store, CdrSettings.from_config(config.cdr), config.cdr.node_id or None
-        )
+        node_id = config.cdr.node_id or None
+        if self.is_child:
+            node_id = f"{node_id or default_node_id()}-w{self.worker_index}"
+        self.cdr = CdrService(self.store, CdrSettings.from_config(config.cdr), node_id)
         await self.cdr.start()
         router = PolicyRouter(BindingRouter(self.bindings, rules), abuse)
         stateless = StatelessCore(
@@ -180,12 +206,26 @@ class Application:
         ssl_context = server_ssl_context(config.sip)
         transports: dict[str, Transport] = {}
         endpoints: dict[str, LocalEndpoint] = {}
+        plan = self.plan
+        if plan is not None:
+            self._steering = Steering(plan.workers, dispatcher)
+            self._steering.listeners = self.udp
+            await self._steering.start()
         for address in config.sip.listen:
             transport: Transport
             if address.transport == "udp":
-                udp = await start_udp(address.host, address.port, dispatcher)
+                udp = await start_udp(
+                    address.host,
+                    address.port,
+                    dispatcher,
+                    sock=plan.udp_sockets[len(self.udp)] if plan is not None else None,
+                    steering=self._steering,
+                    listener=len(self.udp),
+                )
                 self.udp.append(udp)
                 transport = udp
+            elif self.is_child:
+                continue  # streams are served by worker 0 (see b2bua.app_workers)
             else:
                 tcp = await start_tcp(
                     address.host,
@@ -201,14 +241,15 @@ class Application:
             name = address.transport.upper()
             transports.setdefault(name, transport)
             endpoints.setdefault(name, LocalEndpoint(name, config.sip.host, bound[1]))
-            log.info("listening", transport=address.transport, address=_format(*bound))
+            if not self.is_child:
+                log.info("listening", transport=address.transport, address=_format(*bound))
         self.sinks = [self.cdr.sink, LoggingCallSink(log_numbers=config.logging.log_numbers)]
         self.sinks.append(self.observability.call_sink)
         self.engine = CallEngine(
-            engine_settings(config, endpoints),
+            engine_settings(config, endpoints, workers=config.sip.workers),
             router,
             FanOutSink(self.sinks),
-            random=_random_token,
+            random=owned_tokens(_random_token, self.worker_index, config.sip.workers),
             wall_clock=time.time,
         )
         dispatcher.core = EngineCore(
@@ -229,10 +270,70 @@ class Application:
             ),
             store=self.store,
         )
-        await self._start_http()
+        if self.is_child:
+            self._worker_tasks.append(loop.create_task(self._send_metrics()))
+        else:
+            await self._start_http()
+            if plan is not None:
+                self._receive_worker_metrics(loop)
+                self._worker_tasks.append(loop.create_task(self._watch_children()))
         _tune_runtime()
         self.ready = True
-        log.info("started", trunks=[t.name for t in config.trunks], store=self._store_kind())
+        log.info(
+            "started",
+            trunks=[t.name for t in config.trunks],
+            store=self._store_kind(),
+            worker=self.worker_index,
+            workers=config.sip.workers,
+        )
+
+    @property
+    def worker_index(self) -> int:
+        """0 in the process that was started (and with one worker), 1.. in forked workers."""
+        return self.plan.index if self.plan is not None else 0
+
+    @property
+    def is_child(self) -> bool:
+        """A forked SIP worker: no HTTP, no streams, metrics sent to worker 0."""
+        return self.worker_index > 0
+
+    def _exposition(self) -> bytes:
+        own = generate_latest(self.observability.registry)
+        if not self._worker_metrics:
+            return own
+        texts = [own.decode(), *(text.decode() for text in self._worker_metrics.values())]
+        return merge_expositions(texts).encode()
+
+    async def _send_metrics(self) -> None:
+        assert self.plan is not None and self.plan.metrics_out is not None
+        out = self.plan.metrics_out
+        while True:
+            try:
+                out.send(generate_latest(self.observability.registry))
+            except OSError as error:
+                log.warning("worker_metrics_not_sent", error=str(error))
+            await asyncio.sleep(1.0)
+
+    def _receive_worker_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.plan is not None
+        for index, sock in self.plan.metrics_in.items():
+
+            def receive(index: int = index, sock: socket.socket = sock) -> None:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    while True:
+                        self._worker_metrics[index] = sock.recv(1 << 21)
+
+            loop.add_reader(sock.fileno(), receive)
+
+    async def _watch_children(self) -> None:
+        assert self.plan is not None
+        while True:
+            await asyncio.sleep(0.5)
+            for index, code in reap_children(self.plan):
+                self._worker_metrics.pop(index, None)
+                log.error("worker_exited", worker=index, exit_code=code)
+                self.ready = False
+                self._on_fatal()
 
     def _store_kind(self) -> str:
         return self.config.store.url.partition(":")[0] if self.store is not None else "none"
@@ -255,6 +356,7 @@ class Application:
             is_ready=lambda: self.ready and self.observability.ready(),
             store=self.store,
             registry=self.observability.registry,
+            exposition=self._exposition,
         )
         if self.bindings is not None:
             context = ApiContext(
@@ -305,14 +407,21 @@ class Application:
     async def stop(self) -> None:
         """Drain and close everything that was started, in reverse order; never raises."""
         self.ready = False
-        log.info("stopping")
+        log.info("stopping", worker=self.worker_index)
+        if self.plan is not None:
+            signal_children(self.plan, signal.SIGTERM)  # they drain beside this one
         try:
             await self.drain_calls()
         except Exception:
             log.exception("drain_failed")
+        for task in self._worker_tasks:
+            task.cancel()
+        await self._wait_children()
         await self.observability.stop()
         if self._dispatcher is not None:
             self._dispatcher.close()
+        if self._steering is not None:
+            self._steering.close()
         for udp in self.udp:
             await udp.close()
         for tcp in self.tcp:
@@ -352,16 +461,42 @@ class Application:
             except Exception:
                 log.exception("store_close_failed")
             self.store = None
-        log.info("stopped")
+        log.info("stopped", worker=self.worker_index)
+
+    async def _wait_children(self) -> None:
+        """Worker 0: wait for the children's own drain, then kill what is left."""
+        plan = self.plan
+        if plan is None or not plan.children:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.calls.drain_timeout_s + 2 * DRAIN_TIMEOUT_S
+        while plan.children and loop.time() < deadline:
+            for index, code in reap_children(plan):
+                if code != 0:
+                    log.error("worker_exited", worker=index, exit_code=code)
+            await asyncio.sleep(0.05)
+        if plan.children:
+            log.warning("worker_stop_timeout", workers=sorted(plan.children))
+            signal_children(plan, signal.SIGKILL)
+            while plan.children:
+                reap_children(plan)
+                await asyncio.sleep(0.05)
 
 
-async def serve(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; return 0 after a clean stop, 1 if startup failed."""
+async def serve(config: Config, plan: WorkerPlan | None = None) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean stop, 1 if startup or a worker failed."""
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
+    failed = False
+
+    def fatal() -> None:
+        nonlocal failed
+        failed = True
+        stop_requested.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
-    app = Application(config)
+    app = Application(config, plan, on_fatal=fatal)
     try:
         await app.start()
     except Exception as error:
@@ -372,7 +507,7 @@ async def serve(config: Config) -> int:
         return 1
     await stop_requested.wait()
     await app.stop()
-    return 0
+    return 1 if failed else 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -385,5 +520,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run(config: Config) -> int:
     """Run the server in a fresh event loop (uvloop when installed)."""
+    # Forked before any loop or thread exists; each process then runs its own loop.
+    plan = fork_workers(config) if config.sip.workers > 1 else None
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(serve(config))
+        return runner.run(serve(config, plan))

@@ -78,6 +78,7 @@ class SipConfig:
     tcp_idle_timeout_s: float = field(default=300.0, metadata=checked(_positive_number))
     tls_certificate: str = field(default="", metadata=checked(_string(nonempty=False)))
     tls_private_key: str = field(default="", metadata=checked(_string(nonempty=False)))
+    workers: int = field(default=1, metadata=checked(_integer(1)))
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,17 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
                 f"{trunk.name!r}"
             )
         names.setdefault(trunk.name, index)
+    if config.sip.workers > 1:
+        # Steering by Call-ID works on datagrams; a stream belongs to the worker
+        # that holds the connection, which may not own the call.
+        for index, trunk in enumerate(config.trunks):
+            if trunk.address.transport != "udp":
+                problems.append(
+                    f"trunks[{index}].address: must be udp when sip.workers is above 1, "
+                    f"got {trunk.address.transport}"
+                )
+        if not any(a.transport == "udp" for a in config.sip.listen):
+            problems.append("sip.listen: needs a udp listener when sip.workers is above 1")
 
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:

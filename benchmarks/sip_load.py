@@ -1,8 +1,10 @@
 """The whole server under SIPp load: capacity, CPU per call, memory per call, loop lag.
 
 Run: .venv/bin/python benchmarks/sip_load.py [--only capacity,overload,cpu,memory] [--budget-min 10]
+     [--workers N]
 
-For the server process alone (CPU from /proc/<pid>/stat utime + stime, RSS from
+For the server alone (its process and, with `--workers` above 1, its worker
+processes added up; CPU from /proc/<pid>/stat utime + stime, RSS from
 /proc/<pid>/statm; SIPp's own CPU is read the same way only to name the
 bottleneck), it prints:
 
@@ -44,6 +46,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LAG = "b2bua_event_loop_lag_seconds"
+# [sip] workers of the server under test (--workers); its CPU and RSS are the sum of all.
+WORKERS = 1
 
 
 def load_kit() -> ModuleType:
@@ -107,7 +111,9 @@ class Step:
 
     def bottleneck(self) -> str:
         """Who limited this step: the server, SIPp, or the shared machine."""
-        if self.server_share >= 0.9:
+        cores = os.cpu_count() or 1
+        # Each worker process can use one core, and no more than the machine has.
+        if self.server_share >= 0.9 * min(WORKERS, cores):
             return f"server CPU ({100 * self.server_share:.0f}% of a core)"
         sipp = max(self.uac_cpu_share, self.uas_cpu_share)
         shares = (
@@ -116,6 +122,8 @@ class Step:
         )
         if sipp >= 0.9:
             return f"SIPp ({shares})"
+        if self.server_share + self.uac_cpu_share + self.uas_cpu_share >= 0.9 * cores:
+            return f"every core busy ({shares})"
         return f"shared machine ({shares})"
 
     def line(self) -> str:
@@ -180,7 +188,7 @@ def capacity(directory: Path, budget_s: float, start: float, step: float) -> Ste
     """Step the rate up within `budget_s`, then confirm the best for 30 s."""
     print(f"\n== capacity (30 s with < 0.1% failed calls), {uptime()}")
     deadline = time.monotonic() + budget_s
-    with kit.lab(directory / "capacity", bindings=2000) as lab:
+    with kit.lab(directory / "capacity", bindings=2000, workers=WORKERS) as lab:
         best, rate = 0.0, start
         while time.monotonic() + 30 < deadline and step >= 25:
             result = run_step(lab, rate, 10)
@@ -217,7 +225,7 @@ def overload(directory: Path, sustainable: Step) -> None:
     print(
         f"\n== overload: {rate:.0f} cps offered for 30 s (2 x {sustainable.rate:.0f}), {uptime()}"
     )
-    with kit.lab(directory / "overload", bindings=2000) as lab:
+    with kit.lab(directory / "overload", bindings=2000, workers=WORKERS) as lab:
         over = run_step(lab, rate, 30)
         print("  " + over.line(), flush=True)
         time.sleep(3)
@@ -272,7 +280,7 @@ def gc_pauses(before: str | None, after: str | None) -> str:
 def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> None:
     """CPU seconds per 1,000 complete calls at a fixed rate; median of `repeats` runs."""
     print(f"\n== CPU per 1,000 calls at {rate:.0f} cps ({repeats} x {seconds:.0f} s), {uptime()}")
-    with kit.lab(directory / "cpu", bindings=2000) as lab:
+    with kit.lab(directory / "cpu", bindings=2000, workers=WORKERS) as lab:
         run_step(lab, rate, 3)  # warm-up: imports, caches, first allocations
         settle(lab)
         figures = []
@@ -296,7 +304,9 @@ def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> 
 def memory_per_call(directory: Path, concurrent: int, rate: float) -> None:
     """RSS with `concurrent` calls held, minus idle RSS after a warm-up, per call."""
     print(f"\n== memory with {concurrent} concurrent calls (set up at {rate:.0f} cps), {uptime()}")
-    with kit.lab(directory / "memory", bindings=2000, max_calls=concurrent * 2) as lab:
+    with kit.lab(
+        directory / "memory", bindings=2000, max_calls=concurrent * 2, workers=WORKERS
+    ) as lab:
         run_step(lab, 100, 3)  # warm-up, so lazily built state is not counted per call
         settle(lab)
         idle = lab.server.usage().rss_bytes
@@ -347,10 +357,13 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=5000)
     parser.add_argument("--setup-rate", type=float, default=250.0)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="server [sip] workers")
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     directory = args.workdir or Path(tempfile.mkdtemp(prefix="b2bua-sip-load-"))
     parts = set(args.only.split(","))
-    print(f"workdir {directory}; {os.cpu_count()} CPUs; {uptime()}")
+    print(f"workdir {directory}; {os.cpu_count()} CPUs; {uptime()}; server workers {WORKERS}")
     sustainable = None
     if "capacity" in parts:
         sustainable = capacity(directory, args.budget_min * 60, args.start, args.step)

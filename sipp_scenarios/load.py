@@ -179,6 +179,23 @@ class ProcessUsage:
         rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
         return ProcessUsage(user + system, rss, system)
 
+    @staticmethod
+    def of_tree(pid: int) -> ProcessUsage:
+        """`of(pid)` added up over the process and its children (the SIP workers)."""
+        total = ProcessUsage.of(pid)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for child in children:
+            try:
+                usage = ProcessUsage.of(int(child))
+            except FileNotFoundError:
+                continue  # exited between the two reads
+            total = ProcessUsage(
+                total.cpu_s + usage.cpu_s,
+                total.rss_bytes + usage.rss_bytes,
+                total.system_s + usage.system_s,
+            )
+        return total
+
 
 def b2bua_command() -> list[str]:
     """The console script next to this interpreter, or the module."""
@@ -201,8 +218,8 @@ class LoadServer:
         return self.process.pid
 
     def usage(self) -> ProcessUsage:
-        """The server's CPU seconds and RSS so far."""
-        return ProcessUsage.of(self.process.pid)
+        """The server's CPU seconds and RSS so far, every SIP worker process included."""
+        return ProcessUsage.of_tree(self.process.pid)
 
     def metrics_text(self, timeout: float = 5.0) -> str | None:
         """The Prometheus text from /metrics, or None when the endpoint is missing."""
@@ -302,6 +319,7 @@ SERVER_CONFIG = """
 [sip]
 listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
 host = "127.0.0.1"
+workers = {workers}
 
 [http]
 listen = "127.0.0.1:{http_port}"
@@ -332,6 +350,7 @@ def write_server_config(
     max_calls: int = 20_000,
     limits: str = "",
     extra: str = "",
+    workers: int = 1,
 ) -> tuple[Path, int, int]:
     """The server's TOML for a load run; returns (path, SIP port, HTTP port).
 
@@ -346,6 +365,7 @@ def write_server_config(
         limits=limits,
         uas_port=uas_port,
         extra=extra,
+        workers=workers,
     )
     path = directory / "b2bua.toml"
     path.write_text(text)
@@ -640,13 +660,19 @@ def lab(
     limits: str = "",
     extra: str = "",
     via_api: bool = False,
+    workers: int = 1,
 ) -> Iterator[Lab]:
     """Provision, start the server and the UAS; stop both (server drain checked) after."""
     directory.mkdir(parents=True, exist_ok=True)
     triples = parties(bindings)
     uas_port = free_port()
     config, sip_port, http_port = write_server_config(
-        directory, uas_port=uas_port, max_calls=max_calls, limits=limits, extra=extra
+        directory,
+        uas_port=uas_port,
+        max_calls=max_calls,
+        limits=limits,
+        extra=extra,
+        workers=workers,
     )
     if not via_api:
         provision_store(f"sqlite:///{directory / 'b2bua.db'}", triples)
@@ -701,12 +727,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="SIPp -l (0: from rate x hold)")
     parser.add_argument("--max-calls", type=int, default=20_000, help="server [limits] max_calls")
     parser.add_argument("--via-api", action="store_true", help="provision through the HTTP API")
+    parser.add_argument("--workers", type=int, default=1, help="server [sip] workers")
     parser.add_argument("--workdir", type=Path, help="keep every file here (default: temp dir)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="b2bua-load-"))
     with lab(
-        workdir, bindings=args.bindings, max_calls=args.max_calls, via_api=args.via_api
+        workdir,
+        bindings=args.bindings,
+        max_calls=args.max_calls,
+        via_api=args.via_api,
+        workers=args.workers,
     ) as current:
         summary, cpu, elapsed = run_calls(
             current, rate=args.rate, calls=args.calls, hold_s=args.hold, limit=args.limit or None

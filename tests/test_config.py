@@ -148,6 +148,15 @@ modules = { "b2bua.sip" = "warning" }
         ({"sip": {"max_message_size": 10}}, "sip.max_message_size: must be at least 1024"),
         ({"sip": {"tcp_idle_timeout_s": 0}}, "sip.tcp_idle_timeout_s: must be greater than 0"),
         ({"sip": {"host": ""}}, "sip.host: must not be empty"),
+        ({"sip": {"workers": 0}}, "sip.workers: must be at least 1"),
+        (
+            {"sip": {"workers": 2}, "trunks": [{"name": "a", "address": "tcp:a:1"}]},
+            "trunks[0].address: must be udp when sip.workers is above 1, got tcp",
+        ),
+        (
+            {"sip": {"workers": 2, "listen": ["tcp:127.0.0.1:5060"]}},
+            "sip.listen: needs a udp listener when sip.workers is above 1",
+        ),
         (
             {"sip": {"listen": ["tls:127.0.0.1:5061"]}},
             "sip.tls_certificate: required when sip.listen has a tls listener",
@@ -200,6 +209,21 @@ modules = { "b2bua.sip" = "warning" }
 def test_each_error_names_its_key(data: dict[str, object], expected: str) -> None:
     problems = problems_of(data)
     assert any(problem.startswith(expected) for problem in problems), problems
+
+
+def test_several_workers_with_udp_trunks_and_a_udp_listener() -> None:
+    config = parse_config(
+        {
+            "sip": {"workers": 2, "listen": ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]},
+            "trunks": [
+                {"name": "a", "address": "udp:10.0.0.1:5060"},
+                {"name": "b", "address": "udp:10.0.1.1:5060"},
+            ],
+        },
+        {},
+    )
+    assert config.sip.workers == 2
+    assert Config().sip.workers == 1
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -32,12 +32,14 @@ def create_api(
     is_ready: Callable[[], bool] = lambda: True,
     store: Any = None,
     registry: CollectorRegistry | None = None,
+    exposition: Callable[[], bytes] | None = None,
 ) -> FastAPI:
     """Build the HTTP app.
 
     `is_ready` says whether the node should receive traffic (listeners bound,
     store open, not draining); `store` is the opened store, or None while no
-    store module exists; `registry` is served at `/metrics` when given.
+    store module exists; `registry` is served at `/metrics` when given, or what
+    `exposition` returns instead (several SIP workers' metrics added up).
     """
     api = FastAPI(title="b2bua", version="0.1.0", **_NO_NATIVE_TELEMETRY)
     api.state.config = config
@@ -61,6 +63,7 @@ def create_api(
         @api.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:
             """Prometheus text format; async so collectors read engine state on the loop."""
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            text = exposition() if exposition is not None else generate_latest(registry)
+            return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -290,4 +290,13 @@ class _RuntimeCollector(_Base):
             listeners.add_metric([name], value)
         for name, count in sorted(open_connections.items()):
             connections.add_metric([name], count)
-        yield from (lag, listeners, connections)
+        forwards = CounterMetricFamily(
+            "b2bua_worker_forwards",
+            "UDP datagrams passed to the SIP worker owning their Call-ID (sip.workers > 1).",
+            labels=["outcome"],
+        )
+        steering = _find(self.sources.extras(), lambda c: hasattr(c, "forward_failures"))
+        if steering is not None:
+            forwards.add_metric(["sent"], steering.forwarded)
+            forwards.add_metric(["failed"], steering.forward_failures)
+        yield from (lag, listeners, connections, forwards)

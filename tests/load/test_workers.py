@@ -1,0 +1,111 @@
+"""Several SIP worker processes (`[sip] workers = 2`) under SIPp, and their lifecycle.
+
+One SIPp UAC sends every call from one socket, so the kernel hands all of them
+to one worker's socket: the calls only spread if steering by Call-ID works.
+Each worker writes its records under its own node id, so the records show who
+handled what; /metrics (served by worker 0) must add both workers up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from load.conftest import FAST_TIMERS
+
+pytestmark = [pytest.mark.sipp, pytest.mark.timeout(150)]
+
+RATE = 40
+CALLS = 400
+ZERO = {"b2bua_active_calls": 0.0, "b2bua_dialogs_active": 0.0, "b2bua_transactions_active": 0.0}
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of `pid` (the forked SIP workers)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie its new parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return bool(predicate())
+
+
+def records_by_node(database: Path) -> dict[str, int]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT node, count(*) FROM call_records WHERE answered_at IS NOT NULL GROUP BY node"
+        ).fetchall()
+    return {node: count for node, count in rows}
+
+
+def test_two_workers_share_the_calls_and_metrics_add_up(tmp_path: Path, kit: ModuleType) -> None:
+    directory = tmp_path / "lab"
+    with kit.lab(directory, bindings=200, extra=FAST_TIMERS, workers=2) as lab:
+        server_pid = lab.server.pid
+        workers = children(server_pid)
+        assert len(workers) == 1, f"one forked worker expected, found {workers}"
+        uac, _, _ = kit.run_calls(lab, rate=RATE, calls=CALLS, hold_s=1.0)
+        state = lab.server.wait_idle(timeout=20)
+        uas = lab.uas.stop()
+        print(f"\n{uac.line()}\nUAS: {uas.line()}")
+        assert (uac.successful, uac.failed) == (CALLS, 0), uac.errors
+        assert uas.failed == 0 and uas.successful >= CALLS, uas.errors
+        assert state is not None and {name: state.get(name) for name in ZERO} == ZERO
+        # Both workers' counters, added up: worker 1 reports once a second.
+        assert wait_for(
+            lambda: (
+                lab.server.gauges(["b2bua_calls_answered_total"]).get("b2bua_calls_answered_total")
+                == CALLS
+            ),
+            timeout=5,
+        ), lab.server.gauges(["b2bua_calls_answered_total"])
+        # Every datagram arrives at the one worker SIPp's socket hashes to; about
+        # half of them (seven per call) belong to the other.
+        forwards = lab.server.gauges(["b2bua_worker_forwards_total"])
+        assert forwards is not None and forwards["b2bua_worker_forwards_total"] >= CALLS, forwards
+        exit_code = lab.server.stop()
+        assert exit_code == 0
+        assert wait_for(lambda: all(gone(pid) for pid in workers), 5)
+    by_node = records_by_node(directory / "b2bua.db")
+    print(f"answered records by node: {by_node}")
+    assert sum(by_node.values()) == CALLS
+    assert len(by_node) == 2, by_node
+    assert min(by_node.values()) >= CALLS // 4, f"calls not spread over the workers: {by_node}"
+
+
+def test_a_worker_dying_stops_the_server_with_exit_code_1(tmp_path: Path, kit: ModuleType) -> None:
+    with kit.lab(tmp_path / "lab", bindings=10, workers=2) as lab:
+        (worker,) = children(lab.server.pid)
+        os.kill(worker, signal.SIGKILL)
+        assert wait_for(lambda: lab.server.process.poll() is not None, 20)
+        assert lab.server.process.returncode == 1
+        log = lab.server.log_path.read_text()
+        assert '"worker_exited"' in log
+
+
+def test_workers_die_with_worker_0(tmp_path: Path, kit: ModuleType) -> None:
+    with kit.lab(tmp_path / "lab", bindings=10, workers=2) as lab:
+        (worker,) = children(lab.server.pid)
+        lab.server.process.kill()
+        lab.server.process.wait()
+        # PR_SET_PDEATHSIG: the orphan drains and exits instead of holding the port.
+        assert wait_for(lambda: gone(worker), 30)
