@@ -1,6 +1,6 @@
 """Soak: a long run at half the sustainable rate; no failures, no leaks, flat memory.
 
-Run: .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 125] [--hold 2]
+Run: .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 125] [--hold 2] [--workers 1]
 
 SIPp calls A -> X -> B at a fixed rate for `--minutes` (default 10; not in CI).
 The server's RSS (/proc/<pid>/statm) and its /metrics gauges (calls, dialogs,
@@ -11,7 +11,9 @@ transactions, and the last minute's median RSS within 10% (and 20 MiB) of the
 first minute's.
 
 `--rate` should be half the rate `benchmarks/sip_load.py` confirms on the same
-machine (250 cps on the shared 2-core development machine, hence 125).
+machine with the same `--workers` (one worker: about 250-550 cps on the shared
+2-core development machine, hence the default 125). With `--workers` above 1,
+RSS is the sum over the server's processes.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=125.0, help="calls per second")
     parser.add_argument("--hold", type=float, default=2.0, help="talk time in s")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="server [sip] workers")
     args = parser.parse_args()
     kit = load_kit()
     directory = args.workdir or Path(tempfile.mkdtemp(prefix="b2bua-soak-"))
@@ -48,7 +51,7 @@ def main() -> int:
 
     samples: list[tuple[float, int, dict[str, float]]] = []
     stop = threading.Event()
-    with kit.lab(directory, bindings=2000) as lab:
+    with kit.lab(directory, bindings=2000, workers=args.workers) as lab:
         started = time.monotonic()
 
         def sample() -> None:
