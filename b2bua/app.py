@@ -521,6 +521,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run(config: Config) -> int:
     """Run the server in a fresh event loop (uvloop when installed)."""
     # Forked before any loop or thread exists; each process then runs its own loop.
-    plan = fork_workers(config) if config.sip.workers > 1 else None
+    try:
+        plan = fork_workers(config) if config.sip.workers > 1 else None
+    except OSError as error:
+        log.error("startup_failed", error=str(error), error_type=type(error).__name__)
+        return 1
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(serve(config, plan))

@@ -42,6 +42,8 @@ class WorkerPlan:
     workers: WorkerSet
     # The bound UDP listener sockets of this process, in `sip.listen` order.
     udp_sockets: list[socket.socket]
+    # The port claims (see `claim_port`); held, never read.
+    claims: list[socket.socket] = field(default_factory=list)
     # Worker 0 only: child index -> pid, and child index -> its metrics socket.
     children: dict[int, int] = field(default_factory=dict)
     metrics_in: dict[int, socket.socket] = field(default_factory=dict)
@@ -61,12 +63,35 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def claim_port(host: str, port: int) -> socket.socket:
+    """An abstract Unix socket named after `host:port`; OSError if another server holds it.
+
+    SO_REUSEPORT lets any process of this user bind the port too, so a second
+    server started by mistake would silently take a share of the calls. The
+    name is held for as long as any worker of this server lives.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(f"\0b2bua-sip-udp-{host}-{port}")
+    except OSError as error:
+        sock.close()
+        raise OSError(
+            error.errno, f"udp:{host}:{port} is already served by another b2bua"
+        ) from None
+    return sock
+
+
 def fork_workers(config: Config) -> WorkerPlan:
-    """Bind the shared sockets and fork `sip.workers - 1` children; call before any loop."""
+    """Bind the shared sockets and fork `sip.workers - 1` children; call before any loop.
+
+    OSError when a listener cannot be bound or another b2bua holds its port.
+    """
     count = config.sip.workers
     udp = [a for a in config.sip.listen if a.transport == "udp"]
     own = [bind_shared_udp(a.host, a.port) for a in udp]
     bound = [(a.host, sock.getsockname()[1]) for a, sock in zip(udp, own, strict=True)]
+    # Kept open (and inherited by every child) until the last worker exits.
+    claims = [claim_port(host, port) for host, port in bound]
     inboxes = [inbox_socket() for _ in range(count)]
     pairs = {
         index: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for index in range(1, count)
@@ -88,13 +113,14 @@ def fork_workers(config: Config) -> WorkerPlan:
                 reader.close()
                 if other != index:
                     writer.close()
-            return WorkerPlan(WorkerSet(index, inboxes), mine, metrics_out=pairs[index][1])
+            return WorkerPlan(WorkerSet(index, inboxes), mine, claims, metrics_out=pairs[index][1])
         children[index] = pid
     for _, writer in pairs.values():
         writer.close()
     return WorkerPlan(
         WorkerSet(0, inboxes),
         own,
+        claims,
         children=children,
         metrics_in={index: reader for index, (reader, _) in pairs.items()},
     )

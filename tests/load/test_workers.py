@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from types import ModuleType
@@ -109,3 +111,27 @@ def test_workers_die_with_worker_0(tmp_path: Path, kit: ModuleType) -> None:
         lab.server.process.wait()
         # PR_SET_PDEATHSIG: the orphan drains and exits instead of holding the port.
         assert wait_for(lambda: gone(worker), 30)
+
+
+def test_a_second_server_on_the_same_port_is_refused(tmp_path: Path, kit: ModuleType) -> None:
+    # SO_REUSEPORT would let it bind and silently take a share of the calls.
+    with kit.lab(tmp_path / "lab", bindings=10, workers=2) as lab:
+        config = (lab.directory / "b2bua.toml").read_text()
+        second = tmp_path / "second"
+        second.mkdir()
+        http_port = kit.free_port(socket.SOCK_STREAM)
+        # Same SIP port (UDP only: a TCP listener would fail on its own), another HTTP port.
+        text = config.replace(f"127.0.0.1:{lab.server.http_port}", f"127.0.0.1:{http_port}")
+        text = text.replace(f', "tcp:127.0.0.1:{lab.server.sip_port}"', "")
+        text = text.replace(str(lab.directory / "b2bua.db"), str(second / "b2bua.db"))
+        assert f"udp:127.0.0.1:{lab.server.sip_port}" in text and "tcp:" not in text
+        (second / "b2bua.toml").write_text(text)
+        result = subprocess.run(
+            [*kit.b2bua_command(), "serve", "-c", str(second / "b2bua.toml")],
+            capture_output=True,
+            timeout=30,
+        )
+        output = (result.stdout + result.stderr).decode()
+        assert result.returncode == 1, output
+        assert "already served by another b2bua" in output
+        assert lab.server.process.poll() is None  # the first one is untouched
