@@ -8,7 +8,8 @@ transactions) are sampled every 5 s. It prints the median RSS of the first and o
 the last minute of calling, and after the run waits for the state gauges to fall
 to zero. It passes (exit 0) with 0 failed calls, 0 leaked calls, dialogs and
 transactions, and the last minute's median RSS within 10% (and 20 MiB) of the
-first minute's.
+second minute's (the first minute is partly the climb to the steady state, since
+transactions outlive their call by 32 s; it is printed too).
 
 `--rate` should be half the rate `benchmarks/sip_load.py` confirms on the same
 machine with the same `--workers` (one worker: about 250-550 cps on the shared
@@ -77,13 +78,21 @@ def main() -> int:
     print(summary.line())
     print("UAS: " + uas.line())
     calling = [s for s in samples if s[0] <= seconds]
-    first = [rss for at, rss, _ in calling if at <= 60]
-    last = [rss for at, rss, _ in calling if at > seconds - 60]
-    first_mib = statistics.median(first) / 2**20 if first else 0.0
-    last_mib = statistics.median(last) / 2**20 if last else 0.0
+
+    def median_mib(start: float, end: float) -> float:
+        window = [rss for at, rss, _ in calling if start < at <= end]
+        return statistics.median(window) / 2**20 if window else 0.0
+
+    first_mib = median_mib(0, 60)
+    # Each call's transactions live 32 s (64*T1) after it, so the state reaches its
+    # steady size only some 40 s in: the first minute is partly that climb. The
+    # second minute is the reference for "flat" when the run is long enough.
+    second_mib = median_mib(60, 120) if seconds >= 180 else first_mib
+    last_mib = median_mib(seconds - 60, seconds)
     print(
-        f"RSS median first minute {first_mib:.1f} MiB, last minute {last_mib:.1f} MiB "
-        f"({last_mib - first_mib:+.1f} MiB); samples every {SAMPLE_S:g} s: "
+        f"RSS median first minute {first_mib:.1f} MiB, second minute {second_mib:.1f} MiB, "
+        f"last minute {last_mib:.1f} MiB ({last_mib - second_mib:+.1f} MiB since the second); "
+        f"samples every {SAMPLE_S:g} s: "
         + " ".join(f"{rss / 2**20:.0f}" for _, rss, _ in samples[:: max(1, len(samples) // 20)])
     )
     peak = max((g.get("b2bua_active_calls", 0.0) for _, _, g in samples), default=0.0)
@@ -93,7 +102,7 @@ def main() -> int:
         f"1,000 calls) in {wall_s:.0f} s; {uptime()}"
     )
     leaked = state is None or any(state.values())
-    flat = last_mib - first_mib <= min(0.10 * first_mib, 20.0)
+    flat = last_mib - second_mib <= min(0.10 * second_mib, 20.0)
     ok = summary.failed == 0 and summary.successful == calls and not leaked and flat
     print(
         f"soak {'passed' if ok else 'FAILED'}: failed calls {summary.failed}, leaked "

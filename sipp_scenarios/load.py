@@ -351,16 +351,18 @@ def write_server_config(
     limits: str = "",
     extra: str = "",
     workers: int = 1,
+    store_url: str | None = None,
 ) -> tuple[Path, int, int]:
     """The server's TOML for a load run; returns (path, SIP port, HTTP port).
 
-    `limits` adds lines to `[limits]`; `extra` appends whole tables.
+    `limits` adds lines to `[limits]`; `extra` appends whole tables; the store is
+    SQLite in `directory` unless `store_url` names another.
     """
     sip_port, http_port = free_port(also_tcp=True), free_port(socket.SOCK_STREAM)
     text = SERVER_CONFIG.format(
         sip_port=sip_port,
         http_port=http_port,
-        store_url=f"sqlite:///{directory / 'b2bua.db'}",
+        store_url=store_url or f"sqlite:///{directory / 'b2bua.db'}",
         max_calls=max_calls,
         limits=limits,
         uas_port=uas_port,
@@ -661,6 +663,7 @@ def lab(
     extra: str = "",
     via_api: bool = False,
     workers: int = 1,
+    store_url: str | None = None,
 ) -> Iterator[Lab]:
     """Provision, start the server and the UAS; stop both (server drain checked) after."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -673,9 +676,10 @@ def lab(
         limits=limits,
         extra=extra,
         workers=workers,
+        store_url=store_url,
     )
     if not via_api:
-        provision_store(f"sqlite:///{directory / 'b2bua.db'}", triples)
+        provision_store(store_url or f"sqlite:///{directory / 'b2bua.db'}", triples)
     injection = write_injection(directory / "calls.csv", triples)
     server = start_server(directory, config, sip_port, http_port)
     uas: SippProcess | None = None
