@@ -29,7 +29,13 @@ from b2bua.api.routes_policy import install_policy_api
 from b2bua.app_engine import EngineCore, TimedDispatcher
 from b2bua.app_routing import BindingRouter
 from b2bua.app_sip import StatelessCore
-from b2bua.app_workers import WorkerPlan, fork_workers, reap_children, signal_children
+from b2bua.app_workers import (
+    METRICS_BUFFER,
+    WorkerPlan,
+    fork_workers,
+    reap_children,
+    signal_children,
+)
 from b2bua.bindings.service import BindingService
 from b2bua.bindings.settings import BindingSettings
 from b2bua.calls.dialog import LocalEndpoint
@@ -59,6 +65,8 @@ log = get_logger(__name__)
 
 # How long stop() waits for queued TCP writes and in-flight HTTP requests.
 DRAIN_TIMEOUT_S = 5.0
+# Worker 0 is not ready while a child's last metrics (sent every second) are older.
+WORKER_REPORT_TIMEOUT_S = 5.0
 
 
 def _format(host: str, port: int) -> str:
@@ -157,7 +165,9 @@ class Application:
         self._on_fatal = on_fatal
         self._steering: Steering | None = None
         self._worker_tasks: list[asyncio.Task[None]] = []
-        self._worker_metrics: dict[int, bytes] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        # Worker 0: each child's latest /metrics text and when it came.
+        self._worker_metrics: dict[int, tuple[float, bytes]] = {}
         self.ready = False
         self.store: Any = None
         self.bindings: BindingService | None = None
@@ -276,7 +286,7 @@ class Application:
             await self._start_http()
             if plan is not None:
                 self._receive_worker_metrics(loop)
-                self._worker_tasks.append(loop.create_task(self._watch_children()))
+                self._watch_task = loop.create_task(self._watch_children())
         _tune_runtime()
         self.ready = True
         log.info(
@@ -301,8 +311,20 @@ class Application:
         own = generate_latest(self.observability.registry)
         if not self._worker_metrics:
             return own
-        texts = [own.decode(), *(text.decode() for text in self._worker_metrics.values())]
+        texts = [own.decode(), *(text.decode() for _, text in self._worker_metrics.values())]
         return merge_expositions(texts).encode()
+
+    def _workers_ready(self) -> bool:
+        """Every child has reported within the last few seconds (it started and is not stuck)."""
+        plan = self.plan
+        if plan is None or self.is_child:
+            return True
+        now = asyncio.get_running_loop().time()
+        reports = self._worker_metrics
+        return all(
+            index in reports and now - reports[index][0] < WORKER_REPORT_TIMEOUT_S
+            for index in plan.children
+        )
 
     async def _send_metrics(self) -> None:
         assert self.plan is not None and self.plan.metrics_out is not None
@@ -321,7 +343,8 @@ class Application:
             def receive(index: int = index, sock: socket.socket = sock) -> None:
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     while True:
-                        self._worker_metrics[index] = sock.recv(1 << 21)
+                        text = sock.recv(METRICS_BUFFER)
+                        self._worker_metrics[index] = (loop.time(), text)
 
             loop.add_reader(sock.fileno(), receive)
 
@@ -353,7 +376,7 @@ class Application:
             raise
         api = create_api(
             self.config,
-            is_ready=lambda: self.ready and self.observability.ready(),
+            is_ready=lambda: self.ready and self.observability.ready() and self._workers_ready(),
             store=self.store,
             registry=self.observability.registry,
             exposition=self._exposition,
@@ -408,6 +431,9 @@ class Application:
         """Drain and close everything that was started, in reverse order; never raises."""
         self.ready = False
         log.info("stopping", worker=self.worker_index)
+        if self._watch_task is not None:
+            # Children exit now on purpose; _wait_children reaps them.
+            self._watch_task.cancel()
         if self.plan is not None:
             signal_children(self.plan, signal.SIGTERM)  # they drain beside this one
         try:

@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -141,3 +143,43 @@ def test_a_second_server_on_the_same_port_is_refused(tmp_path: Path, kit: Module
         assert result.returncode == 1, output
         assert "already served by another b2bua" in output
         assert lab.server.process.poll() is None  # the first one is untouched
+
+
+def test_stopping_with_calls_in_progress_drains_every_worker_and_exits_0(
+    tmp_path: Path, kit: ModuleType
+) -> None:
+    calls = 40
+    directory = tmp_path / "lab"
+    with kit.lab(directory, bindings=50, extra=FAST_TIMERS, workers=2) as lab:
+        ready = f"http://127.0.0.1:{lab.server.http_port}/readyz"
+        # Ready only once worker 1 has reported too.
+        assert wait_for(lambda: urlopen_status(ready) == 200, 10)
+        uac = kit.start_uac(
+            lab.directory, ("127.0.0.1", lab.server.sip_port), lab.injection,
+            rate=20, calls=calls, hold_ms=5000, limit=200, timeout_s=60, role="uac-drain",
+        )  # fmt: skip
+
+        def active() -> float:
+            return (lab.server.gauges(["b2bua_active_calls"]) or {}).get("b2bua_active_calls", 0)
+
+        assert wait_for(lambda: active() == calls, 10), active()
+        exit_code = lab.server.stop()
+        summary = uac.wait(60)
+        log = lab.server.log_path.read_text()
+    assert exit_code == 0, log[-3000:]
+    assert '"worker_exited"' not in log
+    # Each worker let its own calls finish before exiting: every call completed,
+    # and both workers' chains hold some.
+    assert (summary.successful, summary.failed) == (calls, 0), summary.errors
+    by_node = chains_by_node(kit, f"sqlite:///{directory / 'b2bua.db'}")
+    assert sum(by_node.values()) == calls and len(by_node) == 2, by_node
+
+
+def urlopen_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
