@@ -7,16 +7,20 @@ combined over all processes, so dashboards and alert rules need no change.
 
 Most series add up (calls, transactions, memory, open fds, histogram buckets). The
 exceptions are in :data:`COMBINE_BY_NAME` and :func:`combiner_for`.
+
+The texts are merged line by line rather than through prometheus_client's parser:
+every process runs the same code, so a series is written identically in each
+(same label order and escaping), and its line up to the value is its key. The
+parser took about 24 ms for two 85 KB expositions, on worker 0's event loop,
+which is also a SIP loop; this takes about a tenth of that.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 __all__ = [
@@ -51,21 +55,11 @@ COMBINE_BY_NAME: dict[str, Combine] = {
     "process_start_time_seconds": min,
 }
 
-# Types the 0.0.4 text format cannot carry, written the way generate_latest writes them.
-_TEXT_FORMAT_TYPE = {
-    "unknown": "untyped",
-    "info": "gauge",
-    "stateset": "gauge",
-    "gaugehistogram": "histogram",
-}
-
 # Typed once here: prometheus_client leaves it unannotated (mypy strict would refuse the call).
 _format_value: Callable[[float], str] = floatToGoString
 
-SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
-
-def combiner_for(family: Metric, sample_name: str) -> Combine:
+def combiner_for(family_type: str, sample_name: str) -> Combine:
     """How the values of one sample from every process combine: the table, then the suffix
     rules (``_created`` is a timestamp, so the earliest; ``*_info`` is a constant 1 whose
     labels carry the information, so one copy), then sum."""
@@ -73,15 +67,48 @@ def combiner_for(family: Metric, sample_name: str) -> Combine:
         return COMBINE_BY_NAME[sample_name]
     if sample_name.endswith("_created"):
         return min
-    if family.type == "info" or family.name.endswith("_info"):
+    if family_type == "info" or sample_name.endswith("_info"):
         return _first
     return math.fsum
+
+
+@dataclass
+class _Family:
+    """One family of one exposition: its HELP/TYPE lines and its series in order."""
+
+    header: list[str]
+    type: str = "untyped"
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _parse(text: str) -> dict[str, _Family]:
+    """Families by name; ValueError on a line that is not a comment or `series value`."""
+    families: dict[str, _Family] = {}
+    current = families.setdefault("", _Family([]))
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if line[0] == "#":
+            parts = line.split(" ", 3)
+            if len(parts) >= 3 and parts[1] == "HELP":
+                current = families.setdefault(parts[2], _Family([]))
+                current.header.append(line)
+            elif len(parts) == 4 and parts[1] == "TYPE":
+                current = families.setdefault(parts[2], _Family([]))
+                current.header.append(line)
+                current.type = parts[3]
+            continue
+        series, space, value = line.rpartition(" ")
+        if not space or not series or series[0] in " {":
+            raise ValueError(f"not a sample line: {line[:80]!r}")
+        current.values.setdefault(series, []).append(float(value))
+    return families
 
 
 @dataclass(frozen=True)
 class MergedExposition:
     """The merged exposition text and, by position in the input, the texts left out
-    because they did not parse (index -> parser message, for the caller to log)."""
+    because they did not parse (index -> the reason, for the caller to log)."""
 
     text: str
     skipped: dict[int, str]
@@ -90,57 +117,40 @@ class MergedExposition:
 def merge_with_skipped(texts: Sequence[str]) -> MergedExposition:
     """Merge expositions as :func:`merge_expositions` does, and say which were skipped.
 
-    A text is parsed whole before any of it is used, so one that fails halfway adds
-    nothing (the parser is lazy and raises only ``ValueError``)."""
-    families: dict[str, Metric] = {}
-    values: dict[str, dict[SampleKey, list[float]]] = {}
+    A text is read whole before any of it is used, so one that fails halfway adds
+    nothing."""
+    merged: dict[str, _Family] = {}
     skipped: dict[int, str] = {}
     for position, text in enumerate(texts):
         try:
-            parsed = list(text_string_to_metric_families(text))
+            families = _parse(text)
         except ValueError as error:
             skipped[position] = str(error) or "unparsable exposition"
             continue
-        for family in parsed:
-            families.setdefault(family.name, family)
-            by_sample = values.setdefault(family.name, {})
-            for sample in family.samples:
-                key = (sample.name, tuple(sorted(sample.labels.items())))
-                by_sample.setdefault(key, []).append(sample.value)
+        for name, family in families.items():
+            into = merged.get(name)
+            if into is None:
+                merged[name] = _Family(family.header, family.type, family.values)
+                continue
+            for series, values in family.values.items():
+                into.values.setdefault(series, []).extend(values)
     lines: list[str] = []
-    for name, family in families.items():
-        lines.extend(_family_header(family))
-        for (sample_name, labels), sample_values in values[name].items():
-            combined = combiner_for(family, sample_name)(sample_values)
-            lines.append(f"{sample_name}{_label_text(labels)} {_format_value(combined)}\n")
-    return MergedExposition("".join(lines), skipped)
+    for family in merged.values():
+        lines.extend(family.header)
+        for series, values in family.values.items():
+            sample_name = series.partition("{")[0]
+            value = (
+                values[0] if len(values) == 1 else combiner_for(family.type, sample_name)(values)
+            )
+            lines.append(f"{series} {_format_value(value)}")
+    return MergedExposition("".join(f"{line}\n" for line in lines), skipped)
 
 
 def merge_expositions(texts: Sequence[str]) -> str:
     """One exposition (text format 0.0.4) combining every process's exposition.
 
     ``texts[0]`` is the main process's own, the rest the workers'; any may be empty.
-    Families and samples keep the order they were first seen in; samples with the same
+    Families and series keep the order they were first seen in; series with the same
     name and labels are combined (see :func:`combiner_for`). Texts that do not parse are
     left out; use :func:`merge_with_skipped` to learn which."""
     return merge_with_skipped(texts).text
-
-
-def _family_header(family: Metric) -> list[str]:
-    # The parser drops `_total` from a counter's family name; generate_latest writes
-    # HELP and TYPE with it, and so do we, so the output matches one process's.
-    name = f"{family.name}_total" if family.type == "counter" else family.name
-    help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    text_type = _TEXT_FORMAT_TYPE.get(family.type, family.type)
-    return [f"# HELP {name} {help_text}\n", f"# TYPE {name} {text_type}\n"]
-
-
-def _label_text(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    pairs = ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in labels)
-    return "{" + pairs + "}"
-
-
-def _escape_label_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
