@@ -269,6 +269,11 @@ class Application:
             drop_untrusted=config.sip.untrusted_action == "drop",
             max_message_size=config.sip.max_message_size,
         )
+        if self._steering is not None and config.sip.untrusted_action == "drop":
+            # The dispatcher drops strangers unread; forwarding them first would let a
+            # flood cost two workers instead of one.
+            trunks = self.engine.trunks
+            self._steering.keeps_local = lambda host: trunks.trunk_for_source(host) is None
         dispatcher.rearm()
         self.observability.start(
             Sources(

@@ -92,6 +92,9 @@ class Steering(asyncio.DatagramProtocol):
         self._siblings = [sock.getsockname()[:2] for sock in workers.inboxes]
         self._accepted = frozenset(self._siblings)
         self.listeners: list[UdpTransport] = []
+        # Sources whose datagrams stay with the worker that got them (set by the app:
+        # strangers when the operator drops them, so a flood is not carried across).
+        self.keeps_local: Callable[[str], bool] | None = None
         self.forwarded = 0
         self.forward_failures = 0
         self._transport: asyncio.DatagramTransport | None = None
@@ -104,6 +107,9 @@ class Steering(asyncio.DatagramProtocol):
 
     def steer(self, data: bytes, listener: int, host: str, port: int) -> bool:
         """True when the datagram belongs to a sibling and was sent on to it."""
+        keeps_local = self.keeps_local
+        if keeps_local is not None and keeps_local(host):
+            return False
         owner = owner_of(data, self._count)
         if owner is None or owner == self._index or self._transport is None:
             return False

@@ -105,9 +105,14 @@ class _Flood:
                 time.sleep(max(0.0, 0.01 - (time.monotonic() - started)))
 
 
-def test_untrusted_flood_does_not_slow_trunk_calls(tmp_path: Path, kit: ModuleType) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_untrusted_flood_does_not_slow_trunk_calls(
+    tmp_path: Path, kit: ModuleType, workers: int
+) -> None:
+    # With two workers the flood's Call-IDs are steered like any others: half of it
+    # crosses to the worker that did not receive it.
     calls = TRUNK_RATE * TRUNK_S
-    with kit.lab(tmp_path / "lab", bindings=200, extra=FAST_TIMERS) as lab:
+    with kit.lab(tmp_path / "lab", bindings=200, extra=FAST_TIMERS, workers=workers) as lab:
         quiet, _, quiet_wall = kit.run_calls(
             lab, rate=TRUNK_RATE, calls=calls, hold_s=0.5, role="uac-quiet"
         )

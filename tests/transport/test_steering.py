@@ -191,6 +191,17 @@ async def test_own_datagram_is_not_forwarded(workers: list[Worker]) -> None:
     assert first.sink.messages == []
 
 
+async def test_sources_kept_local_are_not_forwarded(workers: list[Worker]) -> None:
+    first, second = workers
+    first.steering.keeps_local = lambda host: host == "203.0.113.9"
+    assert not first.steering.steer(owned_by(1), 0, "203.0.113.9", 5062)
+    assert first.steering.forwarded == 0
+    later = owned_by(1)
+    assert first.steering.steer(later, 0, "192.0.2.7", 5062)
+    await second.sink.wait_for(1)
+    assert [data for data, _ in second.sink.messages] == [later]
+
+
 async def captured_forward(data: bytes, listener: int, host: str, port: int) -> bytes:
     """The bytes a worker sends a sibling for `data` (the sibling's inbox is read here)."""
     loop = asyncio.get_running_loop()
