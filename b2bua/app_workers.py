@@ -56,11 +56,13 @@ class WorkerPlan:
         return self.workers.index
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     # Without this a SIGKILLed worker 0 would leave children holding the port.
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before prctl took effect: no one would signal us
 
 
 def claim_port(host: str, port: int) -> socket.socket:
@@ -102,10 +104,11 @@ def fork_workers(config: Config) -> WorkerPlan:
         reader.setblocking(False)
         writer.setblocking(False)
     children: dict[int, int] = {}
+    parent = os.getpid()
     for index in range(1, count):
         pid = os.fork()
         if pid == 0:
-            _die_with_parent()
+            _die_with_parent(parent)
             for sock in own:
                 sock.close()
             mine = [bind_shared_udp(host, port) for host, port in bound]
