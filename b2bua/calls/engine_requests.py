@@ -257,23 +257,8 @@ def _attempted(
     route: RouteDecision | RouteRejection,
 ) -> CallAttempted:
     """The attempt event for a routed or a refused INVITE."""
-    if isinstance(route, RouteRejection):
-        return CallAttempted(
-            call_id=call_id,
-            at=at,
-            inbound_call_id=request.call_id,
-            source=source,
-            inbound_trunk=trunk_name,
-            caller=route.caller or caller,
-            dialled=dialled,
-            binding_id=None,
-            tenant_id=None,
-            order_id=None,
-            mode=None,
-            direction=None,
-            middle_number=None,
-            rejection=route.reason,
-        )
+    refused = route if isinstance(route, RouteRejection) else None
+    routed = route if isinstance(route, RouteDecision) else None
     return CallAttempted(
         call_id=call_id,
         at=at,
@@ -282,12 +267,13 @@ def _attempted(
         inbound_trunk=trunk_name,
         caller=route.caller or caller,
         dialled=dialled,
-        binding_id=route.binding_id,
-        tenant_id=route.tenant_id,
-        order_id=route.order_id,
-        mode=route.mode,
-        direction=route.direction,
-        middle_number=route.middle_number,
+        binding_id=routed.binding_id if routed is not None else None,
+        tenant_id=routed.tenant_id if routed is not None else None,
+        order_id=routed.order_id if routed is not None else None,
+        mode=routed.mode if routed is not None else None,
+        direction=routed.direction if routed is not None else None,
+        middle_number=routed.middle_number if routed is not None else None,
+        rejection=refused.reason if refused is not None else None,
     )
 
 
