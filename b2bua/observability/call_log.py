@@ -10,6 +10,7 @@ are masked at the source so even debug output of this sink stays clean).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from b2bua.calls.events import (
     CallForwarded,
     CallRinging,
 )
-from b2bua.observability.logging import event_logger, mask_text
+from b2bua.observability.logging import EventLineLogger, event_logger, json_members, mask_text
 
 log = structlog.get_logger("b2bua.calls")
 
@@ -36,23 +37,39 @@ def mask_number(number: str | None) -> str | None:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
-# Every line of a call carries these, so one grep on any of them finds the whole call.
-_CONTEXT_FIELDS = ("inbound_call_id", "binding_id", "tenant_id", "trunk")
+class _StructlogMembers:
+    """`info_members` for a structlog logger (before `configure_logging`, in tools and tests)."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    info_enabled = True
+
+    def info_members(self, event: str, members: str) -> None:
+        self._logger.info(event, **json.loads(f"{{{members}}}"))
+
+
+# A call whose attempt this sink never saw still gets every context field, as null.
+_UNKNOWN_CONTEXT = json_members(
+    {"inbound_call_id": None, "binding_id": None, "tenant_id": None, "trunk": None}
+)
 
 
 class LoggingCallSink:
-    """Writes each call event as one structlog event.
+    """Writes each call event as one JSON line.
 
     Every line carries our `call_id` and the call's context taken from its
     `CallAttempted` (inbound Call-ID, binding id, tenant, inbound trunk), kept
     per call until `CallEnded`; SIP statuses are logged where an event has one.
+    The context is encoded once per call and shared by its five lines.
     """
 
     def __init__(self, *, log_numbers: bool = False, logger: Any = None) -> None:
         self._log_numbers = log_numbers
         # Built now, after configure_logging: see event_logger for why it is not `log`.
-        self._log = logger if logger is not None else event_logger("b2bua.calls")
-        self._context: dict[str, dict[str, str | None]] = {}
+        chosen = logger if logger is not None else event_logger("b2bua.calls")
+        self._log = chosen if isinstance(chosen, EventLineLogger) else _StructlogMembers(chosen)
+        self._context: dict[str, str] = {}  # call id -> its encoded context members
 
     def _text(self, text: str) -> str:
         return text if self._log_numbers else mask_text(text)
@@ -63,49 +80,54 @@ class LoggingCallSink:
     def emit(self, event: CallEvent) -> None:
         """Log one event (never raises into the engine)."""
         log = self._log
-        if isinstance(event, CallAttempted):
-            context = {
-                # Carrier-chosen text: a Call-ID may well hold the caller's number.
-                "inbound_call_id": self._text(event.inbound_call_id),
-                "binding_id": event.binding_id,
-                "tenant_id": event.tenant_id,
-                "trunk": event.inbound_trunk,
-            }
-            self._context[event.call_id] = context  # dropped at CallEnded
-            log.info(
-                "call_attempted",
-                call_id=event.call_id,
-                **context,
-                middle_number=event.middle_number,
-                caller=self._number(event.caller),
-                mode=event.mode,
-                rejection=event.rejection,
-            )
+        if not log.info_enabled:
             return
-        context = self._context.get(event.call_id) or dict.fromkeys(_CONTEXT_FIELDS)
-        if isinstance(event, CallForwarded):
-            log.info(
-                "call_forwarded",
-                call_id=event.call_id,
-                **context,
-                outbound_call_id=event.outbound_call_id,
-                outbound_trunk=event.outbound_trunk,
-                callee=self._number(event.callee),
+        if isinstance(event, CallAttempted):
+            context = json_members(
+                {
+                    "call_id": event.call_id,
+                    # Carrier-chosen text: a Call-ID may well hold the caller's number.
+                    "inbound_call_id": self._text(event.inbound_call_id),
+                    "binding_id": event.binding_id,
+                    "tenant_id": event.tenant_id,
+                    "trunk": event.inbound_trunk,
+                }
             )
+            self._context[event.call_id] = context  # dropped at CallEnded
+            log.info_members(
+                "call_attempted",
+                context + ", " + json_members(
+                    {
+                        "middle_number": event.middle_number,
+                        "caller": self._number(event.caller),
+                        "mode": event.mode,
+                        "rejection": event.rejection,
+                    }
+                ),
+            )  # fmt: skip
+            return
+        context = self._context.get(event.call_id)
+        if context is None:
+            context = json_members({"call_id": event.call_id}) + ", " + _UNKNOWN_CONTEXT
+        if isinstance(event, CallForwarded):
+            fields = {
+                "outbound_call_id": event.outbound_call_id,
+                "outbound_trunk": event.outbound_trunk,
+                "callee": self._number(event.callee),
+            }
+            log.info_members("call_forwarded", context + ", " + json_members(fields))
         elif isinstance(event, CallRinging):
-            log.info("call_ringing", call_id=event.call_id, **context)
+            log.info_members("call_ringing", context)
         elif isinstance(event, CallAnswered):
-            log.info("call_answered", call_id=event.call_id, **context, status=200)
+            log.info_members("call_answered", context + ', "status": 200')
         elif isinstance(event, CallEnded):
             self._context.pop(event.call_id, None)
-            log.info(
-                "call_ended",
-                call_id=event.call_id,
-                **context,
-                status=event.status,
-                end_reason=event.end_reason.value,
-                released_by=event.released_by.value,
-            )
+            fields = {
+                "status": event.status,
+                "end_reason": event.end_reason.value,
+                "released_by": event.released_by.value,
+            }
+            log.info_members("call_ended", context + ", " + json_members(fields))
 
 
 class FanOutSink:

@@ -10,6 +10,8 @@ import re
 import types
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from b2bua.calls.events import CallAttempted, CallEnded, EndReason, ReleasedBy
 from b2bua.config import LoggingConfig
@@ -142,3 +144,65 @@ def test_call_events_follow_their_module_level(monkeypatch: pytest.MonkeyPatch) 
     lines = _lines(stream)
     assert [line["event"] for line in lines] == ["call_attempted", "call_ended"]
     assert all(line["logger"] == "b2bua.calls" and line["level"] == "info" for line in lines)
+
+
+# Carrier-chosen and operator-chosen text: quotes, backslashes, control characters, non-ASCII.
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    call_id=_TEXT,
+    inbound=_TEXT,
+    binding=st.none() | _TEXT,
+    trunk=_TEXT,
+    status=st.none() | st.integers(100, 699),
+)
+def test_call_lines_are_json_whatever_the_text(
+    monkeypatch: pytest.MonkeyPatch,
+    call_id: str,
+    inbound: str,
+    binding: str | None,
+    trunk: str,
+    status: int | None,
+) -> None:
+    """The pre-encoded call lines decode to exactly the values of the events."""
+    stream = _capture(LoggingConfig(level="info", log_numbers=True), monkeypatch)
+    sink = LoggingCallSink(log_numbers=True)
+    sink.emit(
+        CallAttempted(
+            call_id, 1.0, inbound, Address("UDP", "127.0.0.1", 5060), trunk, REAL[0],
+            "700100000000001", binding, "tenant", None, "AXB", None, "700100000000001",
+        )
+    )  # fmt: skip
+    sink.emit(CallEnded(call_id, 2.0, status, EndReason.NORMAL, ReleasedBy.CALLEE))
+    sink.emit(CallEnded("never-attempted", 3.0, 487, EndReason.CANCELLED, ReleasedBy.CALLER))
+    attempted, ended, stranger = _lines(stream)
+    context = {"call_id": call_id, "inbound_call_id": inbound, "binding_id": binding,
+               "tenant_id": "tenant", "trunk": trunk}  # fmt: skip
+    assert attempted == {**context, "middle_number": "700100000000001", "caller": REAL[0],
+                         "mode": "AXB", "rejection": None, "event": "call_attempted",
+                         "level": "info", "logger": "b2bua.calls",
+                         "timestamp": attempted["timestamp"]}  # fmt: skip
+    assert ended == {**context, "status": status, "end_reason": "normal",
+                     "released_by": "callee", "event": "call_ended", "level": "info",
+                     "logger": "b2bua.calls", "timestamp": ended["timestamp"]}  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", str(ended["timestamp"]))
+    assert stranger["call_id"] == "never-attempted" and stranger["inbound_call_id"] is None
+    assert stranger["trunk"] is None and stranger["status"] == 487
+
+
+def test_call_lines_through_structlog_before_configuration() -> None:
+    """A sink given a structlog logger (tools, before configure_logging) logs the same fields."""
+    captured: list[tuple[str, dict[str, object]]] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: object) -> None:
+            captured.append((event, fields))
+
+    _ended_call(LoggingCallSink(logger=Recorder()))
+    assert [event for event, _ in captured] == ["call_attempted", "call_ended"]
+    assert captured[0][1]["caller"] == "138****0001"
+    assert captured[1][1]["binding_id"] == "b1" and captured[1][1]["status"] == 200
