@@ -54,6 +54,8 @@ UNTIMED_OPERATIONS = frozenset({"wait_for_changes", "wait_for_notification", "cl
 
 # A call that never ends (an engine bug) must not grow the sink without bound.
 MAX_TRACKED_CALLS = 1_000_000
+# Label values are few (configured trunks, enums); the cap is a guard, not a size.
+MAX_CACHED_CHILDREN = 256
 
 
 def bounded_label(value: str | None, allowed: frozenset[str] | None = None) -> str:
@@ -213,6 +215,19 @@ class MetricsCallSink:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._calls: dict[str, _CallProgress] = {}
+        # Labelled children by raw label values: `labels()` takes a lock and builds a
+        # key per call, and these few values repeat on every call.
+        self._children: dict[tuple[object, ...], Any] = {}
+        self._answered = metrics.calls_answered
+        self._found = metrics.binding_lookups.labels("found")
+
+    def _child(self, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        child = self._children.get(key)
+        if child is None:
+            child = make()
+            if len(self._children) < MAX_CACHED_CHILDREN:
+                self._children[key] = child
+        return child
 
     @property
     def tracked_calls(self) -> int:
@@ -223,7 +238,10 @@ class MetricsCallSink:
         """Count one event (cheap: a dict operation and one or two counter updates)."""
         metrics = self._metrics
         if isinstance(event, CallAttempted):
-            metrics.call_attempts.labels(bounded_label(event.inbound_trunk)).inc()
+            trunk = event.inbound_trunk
+            self._child(
+                ("attempts", trunk), lambda: metrics.call_attempts.labels(bounded_label(trunk))
+            ).inc()
             rejected = event.rejection is not None
             if rejected:
                 reason = bounded_label(event.rejection)
@@ -232,13 +250,13 @@ class MetricsCallSink:
                 if reason in LOOKUP_REJECTIONS:
                     metrics.binding_lookups.labels(reason).inc()
             else:
-                metrics.binding_lookups.labels("found").inc()
+                self._found.inc()
             if len(self._calls) < MAX_TRACKED_CALLS:
                 self._calls[event.call_id] = _CallProgress(event.at, rejected)
         elif isinstance(event, CallRinging):
             self._alerted(event.call_id, event.at)
         elif isinstance(event, CallAnswered):
-            metrics.calls_answered.inc()
+            self._answered.inc()
             self._alerted(event.call_id, event.at)
             progress = self._calls.get(event.call_id)
             if progress is not None and progress.answered_at is None:
@@ -262,4 +280,7 @@ class MetricsCallSink:
             self._metrics.call_duration.observe(max(0.0, event.at - progress.answered_at))
         else:
             result = "unanswered"
-        self._metrics.calls.labels(result, event.end_reason.value).inc()
+        reason = event.end_reason
+        self._child(
+            ("calls", result, reason), lambda: self._metrics.calls.labels(result, reason.value)
+        ).inc()
