@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -35,6 +36,7 @@ from b2bua.sip.address import Address
 __all__ = [
     "FLOAT_COLUMNS",
     "INT_COLUMNS",
+    "MUTABLE_COLUMNS",
     "RECORD_COLUMNS",
     "RecordDraft",
     "apply_event",
@@ -88,7 +90,8 @@ class RecordDraft:
         A shallow tuple: every field is a scalar, and `dataclasses.astuple` deep-copies
         each value, which showed up in profiles of the record writer under load.
         """
-        return tuple([getattr(self, name) for name in RECORD_COLUMNS])
+        row: tuple[Any, ...] = _read_row(self)
+        return row
 
     @classmethod
     def from_row(cls, row: Any) -> RecordDraft:
@@ -99,20 +102,32 @@ class RecordDraft:
 RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RecordDraft))
 FLOAT_COLUMNS = frozenset({"invite_at", "ringing_at", "answered_at", "ended_at", "duration_s"})
 INT_COLUMNS = frozenset({"pdd_ms", "final_status", "chain_seq"})
+# What can change once the attempt is recorded: the outbound leg (a next trunk or
+# hunt member), its progress, the end and the chain. The rest is the attempt's and
+# is written once, so rewriting a record never touches the indexes built on it.
+MUTABLE_COLUMNS: tuple[str, ...] = (
+    "outbound_call_id", "callee", "shown_number", "outbound_trunk", "ringing_at",
+    "answered_at", "ended_at", "duration_s", "pdd_ms", "final_status", "end_reason",
+    "released_by", "chain_seq", "prev_hash", "hash",
+)  # fmt: skip
 _HASH_INDEX = RECORD_COLUMNS.index("hash")
+# Every column in one C call (a tuple, as there are more than one).
+_read_row = operator.attrgetter(*RECORD_COLUMNS)
+# Per column: the type a value is coerced to, or None for text.
+_COERCIONS: tuple[type[float] | type[int] | None, ...] = tuple(
+    float if name in FLOAT_COLUMNS else int if name in INT_COLUMNS else None
+    for name in RECORD_COLUMNS
+)
 
 
 def _coerce(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """Values coerced to their column types (SQLite may hand back 3 for 3.0)."""
-    out = []
-    for name, value in zip(RECORD_COLUMNS, values, strict=True):
-        if value is not None:
-            if name in FLOAT_COLUMNS:
-                value = float(value)
-            elif name in INT_COLUMNS:
-                value = int(value)
-        out.append(value)
-    return tuple(out)
+    return tuple(
+        [
+            value if kind is None or value is None else kind(value)
+            for kind, value in zip(_COERCIONS, values, strict=True)
+        ]
+    )
 
 
 def format_source(source: Address) -> str:
@@ -206,7 +221,11 @@ def canonical(draft: RecordDraft) -> bytes:
     """Compact JSON of every column but ``hash``, in column order, typed."""
     values = list(_coerce(draft.to_row()))
     del values[_HASH_INDEX]
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode_canonical(values).encode()
+
+
+# `json.dumps` with these arguments builds a new encoder per call; the output is the same.
+_encode_canonical = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def chain_hash(draft: RecordDraft) -> str:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from b2bua.calls.events import CallEnded, CallRinging, EndReason, ReleasedBy
+from b2bua.calls.events import CallEnded, CallForwarded, CallRinging, EndReason, ReleasedBy
 from b2bua.cdr.chain import verify_chains
 from b2bua.cdr.service import CdrService
 from b2bua.cdr.settings import CdrSettings
@@ -202,3 +202,26 @@ async def test_start_webhook_rows_are_written_with_the_record(store: Store, coun
     await service.close()
     pending, failed = await store.cdr.outbox_stats()
     assert (pending, failed) == (2 * count, 0)
+
+
+async def test_a_later_outbound_leg_replaces_the_recorded_one(store: Store) -> None:
+    """An open record written before a next trunk or hunt member is updated with it."""
+    service = CdrService(store, FAST, "node-a")
+    await service.start()
+    start, forwarded, *rest = call_events("c1", at=T0)
+    service.sink.emit(start)
+    service.sink.emit(forwarded)
+    assert await service.writer.flush()
+    opened = await store.cdr.get_record("c1")
+    assert opened is not None and opened.callee == B and opened.hash is None
+    service.sink.emit(CallForwarded("c1", T0 + 5.0, "out-2", "carrier-c", "13900000009", X))
+    for event in rest:
+        service.sink.emit(event)
+    assert await service.writer.flush()
+    await service.close()
+    r = await store.cdr.get_record("c1")
+    assert r is not None
+    assert (r.outbound_call_id, r.outbound_trunk, r.callee) == ("out-2", "carrier-c", "13900000009")
+    assert (r.inbound_call_id, r.caller, r.x, r.invite_at) == ("in-c1", A, X, T0)
+    assert r.hash is not None and r.end_reason == "normal"
+    assert all(report.ok for report in await verify_chains(store.cdr))
