@@ -27,7 +27,9 @@ bottleneck), it prints:
 
 Targets (DESIGN 7, issue 8): >= 800 cps with < 0.1% failures, <= 1.0 CPU s per
 1,000 calls, <= 16 KB per concurrent call, loop lag p99 < 20 ms. The machine is
-shared: the script prints `uptime` before and after; compare figures within one run.
+shared: the script prints `uptime` before and after, and the sans-IO core's CPU per
+call on this machine (`machine speed`); compare figures within one run, and across
+runs only together with that speed.
 """
 
 from __future__ import annotations
@@ -50,11 +52,9 @@ LAG = "b2bua_event_loop_lag_seconds"
 WORKERS = 1
 
 
-def load_kit() -> ModuleType:
-    """sipp_scenarios/load.py, imported by path (it is a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location(
-        "b2bua_load_kit", ROOT / "sipp_scenarios" / "load.py"
-    )
+def load_script(name: str, path: Path) -> ModuleType:
+    """A script imported by path (sipp_scenarios/ and benchmarks/ are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -62,7 +62,18 @@ def load_kit() -> ModuleType:
     return module
 
 
-kit = load_kit()
+kit = load_script("b2bua_load_kit", ROOT / "sipp_scenarios" / "load.py")
+
+
+def machine_speed() -> str:
+    """How fast this machine runs our Python now: the sans-IO core's CPU per call.
+
+    Figures from different days or machines compare only through this: the same
+    code read 339 us on one machine and about 900 us on a slower one.
+    """
+    engine_bench = load_script("b2bua_engine_bench", ROOT / "benchmarks" / "engine_bench.py")
+    figures = [engine_bench.measure(1000)[0] for _ in range(3)]
+    return f"sans-IO core {statistics.median(figures):.0f} us CPU per call (engine_bench.py)"
 
 
 def uptime() -> str:
@@ -364,6 +375,7 @@ def main() -> int:
     directory = args.workdir or Path(tempfile.mkdtemp(prefix="b2bua-sip-load-"))
     parts = set(args.only.split(","))
     print(f"workdir {directory}; {os.cpu_count()} CPUs; {uptime()}; server workers {WORKERS}")
+    print(f"machine speed: {machine_speed()}")
     sustainable = None
     if "capacity" in parts:
         sustainable = capacity(directory, args.budget_min * 60, args.start, args.step)
