@@ -58,8 +58,10 @@ class EngineCore:
                 # from outside must not take CPU from the trunks' calls.
                 engine.counters.untrusted_requests += 1
                 return []
-        if not data.strip(b"\r\n"):
-            return []  # CRLF keepalive (RFC 5626 section 4.4.1)
+        if data[:1] in b"\r\n" and not data.strip(b"\r\n"):
+            # CRLF keepalive (RFC 5626 section 4.4.1). Looked at only when the first
+            # octet is CR or LF (or there is none): strip() copies the datagram.
+            return []
         try:
             if len(data) > self._max_message_size:
                 raise ParseError("message exceeds the size limit", status_hint=513)

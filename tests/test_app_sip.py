@@ -1,7 +1,10 @@
-"""The stateless answering core: malformed requests get 400 when a response can be formed."""
+"""The answering cores: malformed requests get 400 when a response can be formed, pings none."""
 
 from __future__ import annotations
 
+from calls.harness import CARRIER, Bench
+
+from b2bua.app_engine import EngineCore
 from b2bua.app_sip import StatelessCore
 from b2bua.sip import parse_message
 from b2bua.transport.base import PeerAddress, Source
@@ -40,3 +43,31 @@ def test_garbage_without_headers_is_dropped() -> None:
     assert (
         core.message_received(b"\x00\x01garbage", Source(_Udp(), "127.0.0.1", 5999), now=0.0) == []
     )
+
+
+def _engine_core() -> tuple[EngineCore, Bench]:
+    bench = Bench()
+    core = EngineCore(
+        bench.engine,
+        StatelessCore(is_trusted=lambda host: True),
+        {"UDP": _Udp()},
+        drop_untrusted=False,
+        max_message_size=65535,
+    )
+    return core, bench
+
+
+def test_crlf_keepalives_get_no_answer_and_a_leading_crlf_is_ignored() -> None:
+    """RFC 5626 pings are dropped; CRLFs before a message are skipped (RFC 3261 s. 7.5)."""
+    core, bench = _engine_core()
+    source = Source(_Udp(), CARRIER.host, CARRIER.port)
+    for ping in (b"", b"\r\n", b"\r\n\r\n", b"\n"):
+        assert core.message_received(ping, source, now=bench.now) == []
+    options = (
+        b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.20:5070;branch=z9hG4bKo1\r\n"
+        b"From: <sip:c@127.0.0.20>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: o1\r\n"
+        b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    (answer,) = core.message_received(b"\r\n" + options, source, now=bench.now)
+    response = parse_message(answer.data)
+    assert getattr(response, "status", None) == 200 and response.call_id == "o1"

@@ -163,7 +163,6 @@ class CallEngine(RequestsMixin, LegsMixin):
 
     def next_deadline(self) -> float | None:
         """When `handle_timers` next has work."""
-        candidates = [self._next_keepalive, self.layer.next_deadline()]
         heap = self._heap
         calls = self.calls
         while heap:
@@ -171,9 +170,14 @@ class CallEngine(RequestsMixin, LegsMixin):
             if call is not None and call.heap_deadline == heap[0][0]:
                 break
             heapq.heappop(heap)
-        if heap:
-            candidates.append(heap[0][0])
-        return min((c for c in candidates if c is not None), default=None)
+        # Asked after every message: plain comparisons, no list or generator.
+        deadline = self.layer.next_deadline()
+        keepalive = self._next_keepalive
+        if keepalive is not None and (deadline is None or keepalive < deadline):
+            deadline = keepalive
+        if heap and (deadline is None or heap[0][0] < deadline):
+            deadline = heap[0][0]
+        return deadline
 
     def drain(self) -> list[tuple[bytes, Address]]:
         """Take every datagram to send, in order."""
