@@ -72,8 +72,12 @@ class StreamFramer:
 
 
 # The first Call-ID line (long or compact form); the body comes after every header,
-# and SDP lines use "=", so the first match is the header.
-_CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n@]*)", re.IGNORECASE | re.M)
+# and SDP lines use "=", so the first match is the header. A Call-ID holds no
+# white space (RFC 3261 section 25.1: word ["@" word]), so the one place a header
+# can be folded is right after the colon (SWS): the value may start on the next line.
+_CALL_ID = re.compile(
+    rb"^(?:call-id|i)[ \t]*:[ \t]*(?:\r?\n[ \t]+)?([^\r\n@]*)", re.IGNORECASE | re.M
+)
 
 
 def call_id_key(data: bytes) -> bytes | None:

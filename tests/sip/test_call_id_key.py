@@ -59,6 +59,10 @@ def message(
         (message(b"Call-ID: a84b4c76e66710 @pc33.example.com"), b"a84b4c76e66710"),
         (message(b"Call-ID: a84b4c76e66710@pc33.example.com", eol=b"\n"), b"a84b4c76e66710"),
         (message(b"Call-ID: @pc33.example.com"), b""),
+        # Folded after the colon (SWS), the one place a Call-ID header can be folded.
+        (message(b"Call-ID:\r\n a84b4c76e66710@pc33.example.com"), b"a84b4c76e66710"),
+        (message(b"i: \r\n\t a84b4c76e66710"), b"a84b4c76e66710"),
+        (message(b"Call-ID:\n a84b4c76e66710@pc33.example.com", eol=b"\n"), b"a84b4c76e66710"),
         (message(b"Call-ID: c1", start=RESPONSE_LINE), b"c1"),
         (message(b"i: c1", start=b"SIP/2.0 200 OK"), b"c1"),
         # Look-alike header names are not the Call-ID.
@@ -95,7 +99,7 @@ WORD = st.text(
     host=st.none() | WORD,
     name=st.sampled_from(["Call-ID", "call-id", "CALL-ID", "i", "I"]),
     before=st.sampled_from(["", " ", "\t", " \t"]),
-    after=st.sampled_from(["", " ", "\t", "  "]),
+    after=st.sampled_from(["", " ", "\t", "  ", "\r\n ", " \r\n\t", "\r\n  "]),
     position=st.integers(0, len(HEADERS)),
     start=st.sampled_from([REQUEST_LINE, RESPONSE_LINE]),
     body=st.sampled_from([b"", SDP, b"i: x@h\r\n"]),
