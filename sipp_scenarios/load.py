@@ -320,6 +320,7 @@ SERVER_CONFIG = """
 listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
 host = "127.0.0.1"
 workers = {workers}
+{sip}
 
 [http]
 listen = "127.0.0.1:{http_port}"
@@ -352,11 +353,12 @@ def write_server_config(
     extra: str = "",
     workers: int = 1,
     store_url: str | None = None,
+    sip: str = "",
 ) -> tuple[Path, int, int]:
     """The server's TOML for a load run; returns (path, SIP port, HTTP port).
 
-    `limits` adds lines to `[limits]`; `extra` appends whole tables; the store is
-    SQLite in `directory` unless `store_url` names another.
+    `limits` and `sip` add lines to `[limits]` and `[sip]`; `extra` appends whole
+    tables; the store is SQLite in `directory` unless `store_url` names another.
     """
     sip_port, http_port = free_port(also_tcp=True), free_port(socket.SOCK_STREAM)
     text = SERVER_CONFIG.format(
@@ -368,6 +370,7 @@ def write_server_config(
         uas_port=uas_port,
         extra=extra,
         workers=workers,
+        sip=sip,
     )
     path = directory / "b2bua.toml"
     path.write_text(text)
@@ -664,6 +667,7 @@ def lab(
     via_api: bool = False,
     workers: int = 1,
     store_url: str | None = None,
+    sip: str = "",
 ) -> Iterator[Lab]:
     """Provision, start the server and the UAS; stop both (server drain checked) after."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -677,6 +681,7 @@ def lab(
         extra=extra,
         workers=workers,
         store_url=store_url,
+        sip=sip,
     )
     if not via_api:
         provision_store(store_url or f"sqlite:///{directory / 'b2bua.db'}", triples)
