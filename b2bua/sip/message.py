@@ -244,6 +244,11 @@ class Message:
         self._cseq = self._top_via = self._vias = self._from = self._to = None
         self._from_tag = self._to_tag = _UNREAD
 
+    def top_via_rewritten(self) -> None:
+        """`top_via` was changed in place and written back to `headers`: only the
+        list of every Via is stale (CSeq, From, To and the top Via stay parsed)."""
+        self._vias = None
+
     @property
     def call_id(self) -> str:
         """The Call-ID value; ParseError if missing."""

@@ -60,7 +60,7 @@ def stamp_received(request: Request, source: Source) -> None:
             triples[index] = (key, name, ", ".join(values))
             break
     request.headers.replace_triples(triples)
-    request.invalidate()
+    request.top_via_rewritten()
 
 
 def response_route(via: Via, source: Source) -> tuple[Source, PeerAddress | None]:

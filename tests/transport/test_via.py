@@ -79,12 +79,20 @@ REQUEST = (
 def test_stamp_received_rewrites_only_the_top_via_and_responses_copy_it() -> None:
     request = parse_message(REQUEST)
     assert isinstance(request, Request)
+    assert len(request.vias) == 2  # parsed (and kept) before the stamp
     stamp_received(request, Source(UDP, "192.0.2.1", 40000))
     assert request.headers.get_all("via") == [
         "SIP/2.0/UDP 10.0.0.1:5070;rport=40000;branch=z9hG4bKa;received=192.0.2.1",
         "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb",
     ]
     assert request.top_via.param("received") == "192.0.2.1"
+    # What stays parsed after the stamp is what a fresh parse of the stamped bytes reads.
+    fresh = parse_message(request.to_bytes())
+    assert [str(v) for v in request.vias] == [str(v) for v in fresh.vias]
+    assert str(request.top_via) == str(fresh.top_via)
+    assert (request.cseq, request.from_tag, request.to_tag) == (
+        fresh.cseq, fresh.from_tag, fresh.to_tag,
+    )  # fmt: skip
     outgoing = outgoing_response(make_response(request, 200), Source(UDP, "192.0.2.1", 40000))
     assert b"rport=40000;branch=z9hG4bKa;received=192.0.2.1, SIP/2.0/UDP 10.0.0.2" in outgoing.data
     # UDP with rport: back to the source address and port (RFC 3581 section 4).
