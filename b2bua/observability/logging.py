@@ -221,7 +221,7 @@ class EventLineLogger:
 # Values that JSON cannot hold are written as their repr, as structlog's renderer does.
 _encode_json = json.JSONEncoder(default=repr).encode
 # The C string encoder behind `json.dumps(str)`, without the encoder set-up per call.
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def json_members(fields: dict[str, str | int | None]) -> str:
