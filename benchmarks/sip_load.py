@@ -268,24 +268,30 @@ def lag_p99(before: str | None, after: str | None) -> str:
 
 
 def gc_pauses(before: str | None, after: str | None) -> str:
-    """Full (generation 2) collections between two scrapes: how many, p99 and longest bucket."""
+    """Collections between two scrapes by generation: how many and the longest bucket.
+
+    Full (generation 2) collections are the ones to watch for memory; the younger
+    ones are what usually sets the loop lag's tail: a collection holds the loop.
+    """
     if before is None or after is None:
         return "n/a"
-    name, where = "b2bua_gc_pause_seconds", 'generation="2"'
-    old = kit.histogram_buckets(before, name, where)
-    new = kit.histogram_buckets(after, name, where)
-    if not new:
-        return "n/a"
-    old_counts = dict(old)
-    counts = [(bound, count - old_counts.get(bound, 0.0)) for bound, count in new]
-    total = counts[-1][1]
-    if total <= 0:
-        return "0 full collections"
-    longest = next(bound for bound, count in counts if count >= total)
-    p99 = kit.histogram_quantile(old, new, 0.99) or 0.0
-    return (
-        f"{total:.0f} full collections, p99 {1000 * p99:.0f} ms, longest <= {1000 * longest:.0f} ms"
-    )
+    name = "b2bua_gc_pause_seconds"
+    parts = []
+    for generation, label in (("0", "young"), ("1", "middle"), ("2", "full")):
+        where = f'generation="{generation}"'
+        old = kit.histogram_buckets(before, name, where)
+        new = kit.histogram_buckets(after, name, where)
+        if not new:
+            return "n/a"
+        old_counts = dict(old)
+        counts = [(bound, count - old_counts.get(bound, 0.0)) for bound, count in new]
+        total = counts[-1][1]
+        if total <= 0:
+            parts.append(f"0 {label}")
+            continue
+        longest = next(bound for bound, count in counts if count >= total)
+        parts.append(f"{total:.0f} {label} (longest <= {1000 * longest:.1f} ms)")
+    return ", ".join(parts)
 
 
 def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> None:
