@@ -215,16 +215,16 @@ class MetricsCallSink:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._calls: dict[str, _CallProgress] = {}
-        # Labelled children by raw label values: `labels()` takes a lock and builds a
-        # key per call, and these few values repeat on every call.
-        self._children: dict[tuple[object, ...], Any] = {}
-        self._answered = metrics.calls_answered
-        self._found = metrics.binding_lookups.labels("found")
+        # Labelled children: `labels()` takes a lock and builds a key per call, and
+        # these few label values repeat on every call.
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
 
-    def _child(self, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
+    def _labelled(self, counter: Counter, *values: str) -> Any:
+        """`counter.labels(*values)`, kept for the next call with the same values."""
+        key = (counter, values)
         child = self._children.get(key)
         if child is None:
-            child = make()
+            child = counter.labels(*values)
             if len(self._children) < MAX_CACHED_CHILDREN:
                 self._children[key] = child
         return child
@@ -238,25 +238,22 @@ class MetricsCallSink:
         """Count one event (cheap: a dict operation and one or two counter updates)."""
         metrics = self._metrics
         if isinstance(event, CallAttempted):
-            trunk = event.inbound_trunk
-            self._child(
-                ("attempts", trunk), lambda: metrics.call_attempts.labels(bounded_label(trunk))
-            ).inc()
+            self._labelled(metrics.call_attempts, bounded_label(event.inbound_trunk)).inc()
             rejected = event.rejection is not None
             if rejected:
                 reason = bounded_label(event.rejection)
-                metrics.call_rejections.labels(reason).inc()
+                self._labelled(metrics.call_rejections, reason).inc()
                 # Policy refusals (rate limits, block lists) may come before any lookup.
                 if reason in LOOKUP_REJECTIONS:
-                    metrics.binding_lookups.labels(reason).inc()
+                    self._labelled(metrics.binding_lookups, reason).inc()
             else:
-                self._found.inc()
+                self._labelled(metrics.binding_lookups, "found").inc()
             if len(self._calls) < MAX_TRACKED_CALLS:
                 self._calls[event.call_id] = _CallProgress(event.at, rejected)
         elif isinstance(event, CallRinging):
             self._alerted(event.call_id, event.at)
         elif isinstance(event, CallAnswered):
-            self._answered.inc()
+            metrics.calls_answered.inc()
             self._alerted(event.call_id, event.at)
             progress = self._calls.get(event.call_id)
             if progress is not None and progress.answered_at is None:
@@ -280,7 +277,4 @@ class MetricsCallSink:
             self._metrics.call_duration.observe(max(0.0, event.at - progress.answered_at))
         else:
             result = "unanswered"
-        reason = event.end_reason
-        self._child(
-            ("calls", result, reason), lambda: self._metrics.calls.labels(result, reason.value)
-        ).inc()
+        self._labelled(self._metrics.calls, result, event.end_reason.value).inc()
