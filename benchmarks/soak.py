@@ -31,7 +31,7 @@ SAMPLE_S = 5.0
 
 # The kit loader and the load-average line are the SIP benchmark's (this folder is
 # on sys.path when a script in it runs).
-from sip_load import load_kit, uptime  # noqa: E402
+from sip_load import kit, uptime  # noqa: E402
 
 
 def main() -> int:
@@ -43,7 +43,6 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="server [sip] workers")
     args = parser.parse_args()
-    kit = load_kit()
     directory = args.workdir or Path(tempfile.mkdtemp(prefix="b2bua-soak-"))
     seconds = args.minutes * 60
     calls = int(args.rate * seconds)
