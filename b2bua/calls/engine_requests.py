@@ -177,7 +177,12 @@ class RequestsMixin:
             self._respond(transaction, make_response(request, 483, to_tag=self.random()), now)
             return
         if self.draining or len(self.calls) >= self.settings.max_calls:
-            self.counters.overload_rejections += 1
+            counters = self.counters
+            counters.overload_rejections += 1
+            if self.draining:
+                counters.draining_rejections += 1
+            else:
+                counters.call_limit_rejections += 1
             extra = [("Retry-After", str(self.settings.retry_after_s))]
             self._respond(
                 transaction, make_response(request, 503, to_tag=self.random(), extra=extra), now

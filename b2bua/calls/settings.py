@@ -29,7 +29,9 @@ class EngineSettings:
 class EngineCounters:
     """Totals the metrics module reads; the engine never imports a metrics library."""
 
-    overload_rejections: int = 0  # every 503 for overload, whatever the limit
+    overload_rejections: int = 0  # every 503 for overload: the sum of the five below
+    call_limit_rejections: int = 0  # new INVITEs refused at max_calls
+    draining_rejections: int = 0  # new INVITEs refused while stopping
     shed_rejections: int = 0  # new INVITEs refused because the event loop was too busy
     rate_limited: int = 0  # requests refused by per_source_rps
     transaction_limit_rejections: int = 0  # requests refused by max_transactions

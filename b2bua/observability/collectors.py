@@ -113,7 +113,9 @@ class _EngineCollector(_Base):
             "b2bua_sip_transaction_timeouts", "Transactions ended by Timer B, F or H."
         )
         overload = CounterMetricFamily(
-            "b2bua_overload_rejections", "INVITEs refused with 503 (call limit or draining)."
+            "b2bua_overload_rejections",
+            "New requests refused with 503 and Retry-After, by the limit that refused them.",
+            labels=["reason"],
         )
         untrusted = CounterMetricFamily(
             "b2bua_untrusted_requests", "Requests from sources outside every trunk."
@@ -143,7 +145,14 @@ class _EngineCollector(_Base):
         retransmissions.add_metric([], layer.retransmissions)
         timeouts.add_metric([], layer.timeouts)
         counters = engine.counters
-        overload.add_metric([], counters.overload_rejections)
+        for reason, count in (
+            ("call_limit", counters.call_limit_rejections),
+            ("transaction_limit", counters.transaction_limit_rejections),
+            ("rate_limit", counters.rate_limited),
+            ("load_shed", counters.shed_rejections),
+            ("draining", counters.draining_rejections),
+        ):
+            overload.add_metric([reason], count)
         untrusted.add_metric([], counters.untrusted_requests)
         malformed.add_metric([], counters.malformed)
         by_method: Tally[str] = Tally()
@@ -295,8 +304,28 @@ class _RuntimeCollector(_Base):
             "UDP datagrams passed to the SIP worker owning their Call-ID (sip.workers > 1).",
             labels=["outcome"],
         )
-        steering = _find(self.sources.extras(), lambda c: hasattr(c, "forward_failures"))
+        extras = list(self.sources.extras())
+        steering = _find(extras, lambda c: hasattr(c, "forward_failures"))
         if steering is not None:
             forwards.add_metric(["sent"], steering.forwarded)
             forwards.add_metric(["failed"], steering.forward_failures)
         yield from (lag, listeners, connections, forwards)
+        yield from self._load(extras)
+
+    def _load(self, extras: list[Any]) -> Iterator[Metric]:
+        # What the load shedder sees and does: the delay is its input, the ratio
+        # its output. Together they tell a 503 storm from a slow peer or a GC pass.
+        delay = GaugeMetricFamily(
+            "b2bua_sip_queue_delay_seconds",
+            "Estimated wait of a new SIP message in the receive queues (last 50 ms window).",
+        )
+        shed = GaugeMetricFamily(
+            "b2bua_load_shed_ratio", "Share of new INVITEs refused now by load shedding (0-1)."
+        )
+        dispatcher = _find(extras, lambda c: hasattr(c, "shedder"))
+        if dispatcher is not None:
+            delay.add_metric([], dispatcher.shedder.delay_s)
+        engine = self.sources.engine()
+        if engine is not None:
+            shed.add_metric([], engine.admission.shed_fraction)
+        yield from (delay, shed)

@@ -45,8 +45,10 @@ COMBINE_BY_NAME: dict[str, Combine] = {
     "b2bua_trunk_up": min,
     "b2bua_store_up": min,
     "b2bua_draining": max,
-    # The worst loop is the one that delays calls; the fd limit is per process.
+    # The worst loop is the one that delays (and sheds) calls; the fd limit is per process.
     "b2bua_event_loop_lag_last_seconds": max,
+    "b2bua_sip_queue_delay_seconds": max,
+    "b2bua_load_shed_ratio": max,
     "process_max_fds": max,
     # Every worker loads the same binding index; a failure streak is per writer.
     "b2bua_bindings_active": max,

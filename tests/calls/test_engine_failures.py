@@ -207,7 +207,19 @@ def test_concurrent_call_cap_gives_503_with_retry_after() -> None:
     refusal = response(out, "503", CALLER_TRUNK)
     assert refusal.headers.get("retry-after") == "5"
     assert bench.engine.counters.overload_rejections == 1
+    assert bench.engine.counters.call_limit_rejections == 1
     assert bench.engine.active_calls == 1
+
+
+def test_a_draining_node_refuses_new_calls_with_503_counted_as_draining() -> None:
+    bench = Bench()
+    bench.engine.begin_drain()
+    out = bench.feed(invite_from_a(), CALLER_TRUNK)
+    assert statuses(out) == [503] and methods(out) == []
+    assert response(out, "503", CALLER_TRUNK).headers.get("retry-after") == "5"
+    counters = bench.engine.counters
+    assert (counters.draining_rejections, counters.call_limit_rejections) == (1, 0)
+    assert counters.overload_rejections == 1
 
 
 def test_untrusted_source_gets_403() -> None:

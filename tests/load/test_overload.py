@@ -15,6 +15,7 @@ these runs are bounded (< 90 s in all) so they can run in CI.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -39,6 +40,12 @@ def _gauge(server: object, name: str) -> float:
     return values.get(name, 0.0)
 
 
+def _overload_by_reason(server: object) -> dict[str, float]:
+    text = server.metrics_text() or ""  # type: ignore[attr-defined]
+    found = re.findall(r'^b2bua_overload_rejections_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+    return {reason: float(value) for reason, value in found}
+
+
 def test_excess_gets_503_at_once_and_the_server_recovers(tmp_path: Path, kit: ModuleType) -> None:
     with kit.lab(tmp_path / "lab", bindings=500, extra=FAST_TIMERS) as lab:
         calls = OVERLOAD_RATE * OVERLOAD_S
@@ -55,6 +62,11 @@ def test_excess_gets_503_at_once_and_the_server_recovers(tmp_path: Path, kit: Mo
         # a few percent in the first fraction of a second of a surge from idle.
         assert over.retransmissions <= calls * 0.05, over.retransmissions
         assert over.response_ms.get("p99", 0) < 2000, over.response_ms
+        # The operator sees why: every 503 was the load shedder's (a stateless 503
+        # answers each retransmission too, so the server may count more than SIPp).
+        reasons = _overload_by_reason(lab.server)
+        assert reasons["load_shed"] >= over.rejected_503, reasons
+        assert sum(reasons.values()) == reasons["load_shed"], reasons
 
         time.sleep(2.0)  # the load is gone; shedding eases off by itself
         after, _, _ = kit.run_calls(lab, rate=50, calls=150, hold_s=0.5, role="uac-after")

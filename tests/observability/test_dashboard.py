@@ -80,6 +80,9 @@ def test_dashboard_covers_the_required_views() -> None:
         "b2bua_event_loop_lag_seconds_bucket",
         "b2bua_sip_retransmissions_total",
         "b2bua_cdr_queue_depth",
+        "b2bua_overload_rejections_total",
+        "b2bua_sip_queue_delay_seconds",
+        "b2bua_load_shed_ratio",
     ):
         assert name in text, name
 

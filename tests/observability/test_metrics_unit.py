@@ -105,8 +105,14 @@ def fake_engine() -> SimpleNamespace:
         calls_by_b={1: 1},
         draining=False,
         layer=SimpleNamespace(live_count=5, retransmissions=4, timeouts=1),
+        admission=SimpleNamespace(shed_fraction=0.25),
         counters=SimpleNamespace(
-            overload_rejections=1,
+            overload_rejections=15,
+            call_limit_rejections=1,
+            transaction_limit_rejections=2,
+            rate_limited=3,
+            shed_rejections=4,
+            draining_rejections=5,
             untrusted_requests=2,
             malformed=3,
             requests_by_method={"INVITE": 9, "BYE": 2, "X-EVIL-1380000": 1, "FOO": 1},
@@ -131,7 +137,8 @@ def test_collectors_read_engine_state_at_scrape_time() -> None:
     writer = SimpleNamespace(depth=12, committed=40, dropped=0, failures=0, emit=print)
     webhooks = SimpleNamespace(delivered=5, failed_attempts=2, given_up=1)
     cdr = SimpleNamespace(writer=writer, webhooks=webhooks)
-    register_collectors(registry, Sources(engine=lambda: engine, extras=lambda: [cdr]))
+    dispatcher = SimpleNamespace(shedder=SimpleNamespace(delay_s=0.07))
+    register_collectors(registry, Sources(engine=lambda: engine, extras=lambda: [cdr, dispatcher]))
     assert value(registry, "b2bua_active_calls") == 3
     assert value(registry, "b2bua_transactions_active") == 5
     assert value(registry, "b2bua_dialogs_active") == 3
@@ -141,6 +148,15 @@ def test_collectors_read_engine_state_at_scrape_time() -> None:
     assert value(registry, "b2bua_trunk_up", trunk="carrier-a") == 0
     assert value(registry, "b2bua_trunk_calls_total", trunk="carrier-a") == 7
     assert value(registry, "b2bua_sip_retransmissions_total") == 4
+    overload = {
+        reason: value(registry, "b2bua_overload_rejections_total", reason=reason)
+        for reason in ("call_limit", "transaction_limit", "rate_limit", "load_shed", "draining")
+    }
+    assert overload == {
+        "call_limit": 1, "transaction_limit": 2, "rate_limit": 3, "load_shed": 4, "draining": 5
+    }  # fmt: skip
+    assert value(registry, "b2bua_sip_queue_delay_seconds") == pytest.approx(0.07)
+    assert value(registry, "b2bua_load_shed_ratio") == pytest.approx(0.25)
     assert value(registry, "b2bua_policy_rejections_total", rule="rate_limited") == 3
     assert value(registry, "b2bua_fraud_alerts_total", rule="fraud_distinct_numbers") == 1
     assert value(registry, "b2bua_cdr_queue_depth") == 12

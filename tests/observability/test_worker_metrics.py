@@ -54,6 +54,7 @@ def worker_exposition(
     listener_up: float,
     draining: float,
     lag_last: float,
+    shed: float,
     open_fds: float,
     max_fds: float,
     start_time: float,
@@ -76,6 +77,8 @@ def worker_exposition(
     listener.labels("tcp").set(1)
     Gauge("b2bua_draining", "Draining.", registry=registry).set(draining)
     Gauge("b2bua_event_loop_lag_last_seconds", "Lag.", registry=registry).set(lag_last)
+    Gauge("b2bua_sip_queue_delay_seconds", "Delay.", registry=registry).set(lag_last / 10)
+    Gauge("b2bua_load_shed_ratio", "Shed.", registry=registry).set(shed)
     Gauge("process_open_fds", "Open fds.", registry=registry).set(open_fds)
     Gauge("process_max_fds", "Max fds.", registry=registry).set(max_fds)
     Gauge("process_start_time_seconds", "Start.", registry=registry).set(start_time)
@@ -85,11 +88,11 @@ def worker_exposition(
 def main_and_worker() -> tuple[str, str]:
     main = worker_exposition(
         answered=3, rejected=1, active_calls=2, durations=[0.5, 30], listener_up=1,
-        draining=0, lag_last=0.002, open_fds=40, max_fds=1024, start_time=1000.0,
+        draining=0, lag_last=0.002, shed=0.5, open_fds=40, max_fds=1024, start_time=1000.0,
     )  # fmt: skip
     worker = worker_exposition(
         answered=4, rejected=2.5, active_calls=5, durations=[5, 90, 120], listener_up=0,
-        draining=1, lag_last=0.75, open_fds=12, max_fds=4096, start_time=1003.5,
+        draining=1, lag_last=0.75, shed=0.25, open_fds=12, max_fds=4096, start_time=1003.5,
     )  # fmt: skip
     return main, worker
 
@@ -106,6 +109,8 @@ def test_each_series_is_combined_by_its_rule() -> None:
     assert one(merged, "b2bua_listener_up", transport="tcp") == 1
     assert one(merged, "b2bua_draining") == 1
     assert one(merged, "b2bua_event_loop_lag_last_seconds") == 0.75
+    assert one(merged, "b2bua_sip_queue_delay_seconds") == 0.075  # the worst worker's
+    assert one(merged, "b2bua_load_shed_ratio") == 0.5  # not a sum: a ratio
     assert one(merged, "process_max_fds") == 4096
     assert one(merged, "process_start_time_seconds") == 1000.0
     assert one(merged, "b2bua_build_info", version="1.2.3") == 1
