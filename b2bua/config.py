@@ -142,7 +142,7 @@ class LimitsConfig:
 
     max_calls: int = field(default=10000, metadata=checked(_integer(1)))
     max_calls_per_trunk: int = field(default=0, metadata=checked(_integer(0)))
-    max_transactions: int = field(default=100000, metadata=checked(_integer(1)))
+    max_transactions: int = field(default=300000, metadata=checked(_integer(1)))
     per_source_rps: int = field(default=0, metadata=checked(_integer(0)))
     overload_busy_percent: int = field(default=90, metadata=checked(_integer(0)))
 

@@ -46,7 +46,7 @@ class Admission:
         "shed_fraction",
     )
 
-    def __init__(self, *, max_transactions: int = 100_000, per_source_rps: int = 0) -> None:
+    def __init__(self, *, max_transactions: int = 300_000, per_source_rps: int = 0) -> None:
         self.max_transactions = max_transactions
         self.per_source_rps = per_source_rps
         self.shed_fraction = 0.0  # set by the adapter from its load measurement

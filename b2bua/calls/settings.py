@@ -18,7 +18,7 @@ class EngineSettings:
     timers: TimerConfig = field(default_factory=TimerConfig)
     untrusted_action: str = "reject"  # or "drop"
     max_calls: int = 10_000
-    max_transactions: int = 100_000  # new out-of-dialog requests beyond it: stateless 503
+    max_transactions: int = 300_000  # new out-of-dialog requests beyond it: stateless 503
     per_source_rps: int = 0  # requests per second per source address; 0: no limit
     retry_after_s: int = 5
     ring_timeout_s: float = 120.0
