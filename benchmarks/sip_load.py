@@ -37,11 +37,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,6 +94,9 @@ class Step:
     wall_s: float
     uac_cpu_share: float
     uas_cpu_share: float
+    # The server's 503s during the step by the limit that refused them (its
+    # b2bua_overload_rejections_total): a configured limit is not a CPU ceiling.
+    refusals: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed_share(self) -> float:
@@ -121,8 +125,12 @@ class Step:
         return self.failed_share < 0.001
 
     def bottleneck(self) -> str:
-        """Who limited this step: the server, SIPp, or the shared machine."""
+        """Who limited this step: a server limit, the server, SIPp, or the shared machine."""
         cores = os.cpu_count() or 1
+        limits = {k: v for k, v in self.refusals.items() if v and k != "load_shed"}
+        if limits:
+            named = ", ".join(f"{k} {v:.0f}" for k, v in sorted(limits.items()))
+            return f"server limit, not CPU ({named} 503s; see [limits])"
         # Each worker process can use one core, and no more than the machine has.
         if self.server_share >= 0.9 * min(WORKERS, cores):
             return f"server CPU ({100 * self.server_share:.0f}% of a core)"
@@ -133,6 +141,8 @@ class Step:
         )
         if sipp >= 0.9:
             return f"SIPp ({shares})"
+        if self.refusals.get("load_shed"):
+            return f"server load shedding: its receive queue delay ({shares})"
         if self.server_share + self.uac_cpu_share + self.uas_cpu_share >= 0.9 * cores:
             return f"every core busy ({shares})"
         return f"shared machine ({shares})"
@@ -159,6 +169,8 @@ HOLD_S = 1.0
 def run_step(lab: Any, rate: float, seconds: float, hold_s: float = HOLD_S) -> Step:
     """One UAC run at `rate` for `seconds`, with the CPU of the server and of SIPp."""
     calls = int(rate * seconds)
+    # Scraped outside the CPU readings: merging the workers' metrics costs the server too.
+    refusals_before = refusals(lab.server.metrics_text())
     uas_before = lab.uas.usage()
     server_before = lab.server.usage()
     started = time.monotonic()
@@ -180,9 +192,22 @@ def run_step(lab: Any, rate: float, seconds: float, hold_s: float = HOLD_S) -> S
     server_system = server_after.system_s - server_before.system_s
     uas_after = lab.uas.usage()
     uas_cpu = (uas_after.cpu_s - uas_before.cpu_s) if uas_after and uas_before else 0.0
+    refused = {
+        reason: count - refusals_before.get(reason, 0.0)
+        for reason, count in refusals(lab.server.metrics_text()).items()
+    }
     return Step(
-        rate, calls, summary, server_cpu, server_system, wall, uac_cpu / wall, uas_cpu / wall
+        rate, calls, summary, server_cpu, server_system, wall, uac_cpu / wall, uas_cpu / wall,
+        refused,
+    )  # fmt: skip
+
+
+def refusals(metrics: str | None) -> dict[str, float]:
+    """The server's 503 counts by reason, from one /metrics text."""
+    found = re.findall(
+        r'^b2bua_overload_rejections_total\{reason="(\w+)"\} (\S+)$', metrics or "", re.M
     )
+    return {reason: float(value) for reason, value in found}
 
 
 def settle(lab: Any, timeout: float = 20.0) -> None:
