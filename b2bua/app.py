@@ -269,6 +269,9 @@ class Application:
             drop_untrusted=config.sip.untrusted_action == "drop",
             max_message_size=config.sip.max_message_size,
         )
+        if self._steering is not None:
+            # Forwards from the sibling that received them are this worker's work too.
+            dispatcher.core.queues.append(self._steering.queued_bytes)
         if self._steering is not None and config.sip.untrusted_action == "drop":
             # The dispatcher drops strangers unread; forwarding them first would let a
             # flood cost two workers instead of one.

@@ -42,6 +42,8 @@ class EngineCore:
         self._transports = transports
         self._drop_untrusted = drop_untrusted
         self._max_message_size = max_message_size
+        # More receive queues that feed this core (a SIP worker's inbox of forwards).
+        self.queues: list[Callable[[], int | None]] = []
 
     def message_received(self, data: bytes, source: Source, *, now: float) -> list[Outgoing]:
         """One datagram or framed message: answer malformed input, feed the engine."""
@@ -93,8 +95,11 @@ class EngineCore:
     def queued_bytes(self) -> int | None:
         """Bytes waiting in the UDP receive queues; None when no transport can tell."""
         total: int | None = None
-        for transport in {id(t): t for t in self._transports.values()}.values():
-            queued = getattr(transport, "queued_bytes", None)
+        readers = [
+            getattr(t, "queued_bytes", None)
+            for t in {id(t): t for t in self._transports.values()}.values()
+        ]
+        for queued in (*readers, *self.queues):
             value = queued() if queued is not None else None
             if value is not None:
                 total = (total or 0) + int(value)

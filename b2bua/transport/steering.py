@@ -27,7 +27,7 @@ from typing import Any
 from b2bua.observability.logging import get_logger
 from b2bua.sip.framing import call_id_key
 from b2bua.transport.base import MessageSink, Source
-from b2bua.transport.udp import RECEIVE_BUFFER, UdpTransport
+from b2bua.transport.udp import RECEIVE_BUFFER, UdpTransport, receive_queue_bytes
 
 log = get_logger(__name__)
 
@@ -120,6 +120,14 @@ class Steering(asyncio.DatagramProtocol):
         self._transport.sendto(packet, self._siblings[owner])
         self.forwarded += 1
         return True
+
+    def queued_bytes(self) -> int | None:
+        """Bytes of forwards waiting in this worker's inbox (see UdpTransport.queued_bytes).
+
+        A worker that owns half the calls may get all of them through its inbox and
+        none through its listener; load shedding must see this queue too.
+        """
+        return receive_queue_bytes(self._inbox)
 
     def error_received(self, exc: Exception) -> None:
         """A forward could not be sent (the loop reports it here, not from sendto)."""

@@ -27,6 +27,15 @@ SO_MEMINFO = 55
 _MEMINFO = struct.Struct("9I")
 
 
+def receive_queue_bytes(sock: Any) -> int | None:
+    """Bytes queued for reading on `sock` (SO_MEMINFO); None where the OS cannot tell."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
+    except (OSError, AttributeError):
+        return None
+    return int(_MEMINFO.unpack(raw)[0])
+
+
 class UdpTransport(asyncio.DatagramProtocol):
     """A bound UDP socket that feeds datagrams to a MessageSink."""
 
@@ -76,13 +85,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         """
         if self._transport is None or not self._meminfo:
             return None
-        sock = self._transport.get_extra_info("socket")
-        try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
-        except (OSError, AttributeError):
+        queued = receive_queue_bytes(self._transport.get_extra_info("socket"))
+        if queued is None:
             self._meminfo = False  # not Linux, or an old kernel: stop asking
-            return None
-        return int(_MEMINFO.unpack(raw)[0])
+        return queued
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors (port unreachable) surface here; they are normal on UDP."""

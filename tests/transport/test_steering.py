@@ -253,3 +253,20 @@ async def test_truncated_forward_from_a_sibling_is_ignored(
     await second.sink.wait_for(1)
     assert second.sink.messages == [(later, Source(second.listeners[0], "192.0.2.7", 5062))]
     assert loop_errors == []
+
+
+def test_forwards_waiting_in_the_inbox_count_as_queued_work() -> None:
+    # Not started: nothing reads the inbox, as when the worker's loop is busy.
+    inboxes = [inbox_socket(), inbox_socket()]
+    try:
+        steering = Steering(WorkerSet(1, inboxes), RecordingSink())
+        assert steering.queued_bytes() == 0
+        with inbox_socket() as sibling:
+            for _ in range(3):
+                sibling.sendto(owned_by(1), inboxes[1].getsockname())
+        queued = steering.queued_bytes()
+        # The kernel's size of a datagram (skb overhead included) is over 1 KiB each.
+        assert queued is not None and queued >= 3 * 1024, queued
+    finally:
+        for sock in inboxes:
+            sock.close()
