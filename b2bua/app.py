@@ -211,7 +211,7 @@ class Application:
             max_message_size=config.sip.max_message_size,
         )
         dispatcher = self._dispatcher = TimedDispatcher(
-            loop, busy_limit=config.limits.overload_busy_percent / 100
+            loop, busy_limit=config.limits.overload_busy_percent / 100, t1_s=config.timers.t1
         )
         ssl_context = server_ssl_context(config.sip)
         transports: dict[str, Transport] = {}

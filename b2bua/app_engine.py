@@ -121,17 +121,22 @@ class EngineCore:
 # queueing delay a new message meets. That delay is what becomes carrier
 # retransmissions (T1 = 500 ms), and it covers every cause: our own CPU, a
 # neighbour holding the CPU, a GC pass. Shedding starts when it stays over
-# `SHED_DELAY_S` for `SHED_DELAY_WINDOWS` windows in a row: a GC pass can hold
+# `SHED_DELAY_S` for `SHED_DELAY_WINDOWS` windows in a row. A GC pass can hold
 # the loop for two windows on a slow machine (middle-generation collections of
-# up to 100 ms were seen with 5,000 calls held), and its queue drains in the
-# next; 150 ms is still far below T1. Where no queue can be read (TCP only) the wall-time
-# share spent handling SIP stands in, over `busy_limit` for `SHED_BUSY_WINDOWS`
-# windows. The admitted share of new INVITEs falls by up to half per window
-# while behind and grows back by 3 points per window once the queue is nearly
-# empty; at most `MAX_SHED` of new INVITEs are refused (a trickle still gets
-# through, so a node that has recovered is seen at once).
+# up to 100 ms were seen with 5,000 calls held) and its queue drains in the next.
+# Near capacity, once the first calls' transactions expire (32 s in) the wait
+# has spells of 50-100 ms: a 50 ms limit refused 0.1-1.5 % of the calls two
+# workers then carried at 1,300 cps with no retransmission. A fifth of T1
+# (`SHED_DELAY_OF_T1`: 100 ms at the default 500) for 150 ms is still far from
+# T1; a queue of a few datagrams is never a delay worth shedding for, however
+# few messages the window handled. Where no queue can be read (TCP only) the
+# wall-time share spent handling SIP stands in, over `busy_limit` for
+# `SHED_BUSY_WINDOWS` windows. The admitted share of new INVITEs falls by up to
+# half per window while behind and grows back by 3 points per window once the
+# queue is nearly empty; at most `MAX_SHED` of new INVITEs are refused (a
+# trickle still gets through, so a node that has recovered is seen at once).
 SHED_WINDOW_S = 0.05
-SHED_DELAY_S = 0.05
+SHED_DELAY_OF_T1 = 0.2
 SHED_DELAY_WINDOWS = 3
 SHED_BUSY_WINDOWS = 4
 QUEUED_IDLE = 16 * 1024  # about 7 datagrams: nothing to speak of
@@ -156,10 +161,15 @@ class LoadShedder:
     """
 
     def __init__(
-        self, busy_limit: float = DEFAULT_BUSY_LIMIT, clock: Callable[[], float] = time.perf_counter
+        self,
+        busy_limit: float = DEFAULT_BUSY_LIMIT,
+        clock: Callable[[], float] = time.perf_counter,
+        *,
+        t1_s: float = 0.5,
     ) -> None:
         self.busy_limit = busy_limit
         self.clock = clock
+        self.delay_limit_s = t1_s * SHED_DELAY_OF_T1
         self.share = 0.0  # wall-time share spent handling SIP in the last window
         self.delay_s = 0.0  # estimated queueing delay at the end of the last window
         self._window_start = clock()
@@ -190,10 +200,10 @@ class LoadShedder:
             excess = 1.0 - 3.0 * (share - limit)
         else:
             delay = self.delay_s = queued / DATAGRAM_TRUESIZE * elapsed / self._handled
-            over = delay > SHED_DELAY_S
             idle = queued < QUEUED_IDLE
+            over = delay > self.delay_limit_s and not idle
             needed = SHED_DELAY_WINDOWS
-            excess = SHED_DELAY_S / delay if over else 1.0
+            excess = self.delay_limit_s / delay if over else 1.0
         self._window_start = ended
         self._busy = 0.0
         self._handled = 0
@@ -217,13 +227,14 @@ class TimedDispatcher:
         core: EngineCore | None = None,
         *,
         busy_limit: float = DEFAULT_BUSY_LIMIT,
+        t1_s: float = 0.5,
     ) -> None:
         self.core = core
         self._loop = loop
         self._clock: Callable[[], float] = loop.time
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
-        self.shedder = LoadShedder(busy_limit)
+        self.shedder = LoadShedder(busy_limit, t1_s=t1_s)
 
     def message_received(self, data: bytes, source: Source) -> None:
         """Feed one message and flush; re-arm the timer if the deadline moved."""
