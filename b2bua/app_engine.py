@@ -120,8 +120,8 @@ class EngineCore:
 # over the rate at which the loop handled messages in the last window, is the
 # queueing delay a new message meets. That delay is what becomes carrier
 # retransmissions (T1 = 500 ms), and it covers every cause: our own CPU, a
-# neighbour holding the CPU, a GC pass. Shedding starts when it stays over
-# `SHED_DELAY_S` for `SHED_DELAY_WINDOWS` windows in a row. A GC pass can hold
+# neighbour holding the CPU, a GC pass. Shedding starts when it stays over the
+# delay limit for `SHED_DELAY_WINDOWS` windows in a row. A GC pass can hold
 # the loop for two windows on a slow machine (middle-generation collections of
 # up to 100 ms were seen with 5,000 calls held) and its queue drains in the next.
 # Near capacity, once the first calls' transactions expire (32 s in) the wait
