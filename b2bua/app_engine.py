@@ -42,8 +42,13 @@ class EngineCore:
         self._transports = transports
         self._drop_untrusted = drop_untrusted
         self._max_message_size = max_message_size
-        # More receive queues that feed this core (a SIP worker's inbox of forwards).
-        self.queues: list[Callable[[], int | None]] = []
+        # Readers of the receive queues that feed this core: its listeners', and the
+        # app adds a SIP worker's inbox of forwards.
+        self.queues: list[Callable[[], int | None]] = [
+            reader
+            for transport in {id(t): t for t in transports.values()}.values()
+            if (reader := getattr(transport, "queued_bytes", None)) is not None
+        ]
 
     def message_received(self, data: bytes, source: Source, *, now: float) -> list[Outgoing]:
         """One datagram or framed message: answer malformed input, feed the engine."""
@@ -95,12 +100,8 @@ class EngineCore:
     def queued_bytes(self) -> int | None:
         """Bytes waiting in the UDP receive queues; None when no transport can tell."""
         total: int | None = None
-        readers = [
-            getattr(t, "queued_bytes", None)
-            for t in {id(t): t for t in self._transports.values()}.values()
-        ]
-        for queued in (*readers, *self.queues):
-            value = queued() if queued is not None else None
+        for queued in self.queues:
+            value = queued()
             if value is not None:
                 total = (total or 0) + int(value)
         return total

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -170,7 +169,7 @@ def run_step(lab: Any, rate: float, seconds: float, hold_s: float = HOLD_S) -> S
     """One UAC run at `rate` for `seconds`, with the CPU of the server and of SIPp."""
     calls = int(rate * seconds)
     # Scraped outside the CPU readings: merging the workers' metrics costs the server too.
-    refusals_before = refusals(lab.server.metrics_text())
+    refusals_before = kit.refusals_by_reason(lab.server.metrics_text())
     uas_before = lab.uas.usage()
     server_before = lab.server.usage()
     started = time.monotonic()
@@ -194,20 +193,12 @@ def run_step(lab: Any, rate: float, seconds: float, hold_s: float = HOLD_S) -> S
     uas_cpu = (uas_after.cpu_s - uas_before.cpu_s) if uas_after and uas_before else 0.0
     refused = {
         reason: count - refusals_before.get(reason, 0.0)
-        for reason, count in refusals(lab.server.metrics_text()).items()
+        for reason, count in kit.refusals_by_reason(lab.server.metrics_text()).items()
     }
     return Step(
         rate, calls, summary, server_cpu, server_system, wall, uac_cpu / wall, uas_cpu / wall,
         refused,
     )  # fmt: skip
-
-
-def refusals(metrics: str | None) -> dict[str, float]:
-    """The server's 503 counts by reason, from one /metrics text."""
-    found = re.findall(
-        r'^b2bua_overload_rejections_total\{reason="(\w+)"\} (\S+)$', metrics or "", re.M
-    )
-    return {reason: float(value) for reason, value in found}
 
 
 def settle(lab: Any, timeout: float = 20.0) -> None:

@@ -27,6 +27,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -275,6 +276,12 @@ def parse_metrics(text: str, names: Sequence[str]) -> dict[str, float]:
         if name in wanted:
             values[name] = values.get(name, 0.0) + float(rest.split()[0])
     return values
+
+
+def refusals_by_reason(text: str | None) -> dict[str, float]:
+    """The server's 503s by the limit that refused them (b2bua_overload_rejections_total)."""
+    pattern = r'^b2bua_overload_rejections_total\{reason="(\w+)"\} (\S+)$'
+    return {reason: float(value) for reason, value in re.findall(pattern, text or "", re.M)}
 
 
 def histogram_buckets(text: str, name: str, where: str = "") -> list[tuple[float, float]]:

@@ -15,7 +15,6 @@ these runs are bounded (< 90 s in all) so they can run in CI.
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 import time
@@ -38,12 +37,6 @@ TRUNK_S = 6
 def _gauge(server: object, name: str) -> float:
     values = server.gauges([name]) or {}  # type: ignore[attr-defined]
     return values.get(name, 0.0)
-
-
-def _overload_by_reason(server: object) -> dict[str, float]:
-    text = server.metrics_text() or ""  # type: ignore[attr-defined]
-    found = re.findall(r'^b2bua_overload_rejections_total\{reason="(\w+)"\} (\S+)$', text, re.M)
-    return {reason: float(value) for reason, value in found}
 
 
 # Two workers carry about twice what one does, so they get twice the offer. Their
@@ -73,7 +66,7 @@ def test_excess_gets_503_at_once_and_the_server_recovers(
         assert over.response_ms.get("p99", 0) < 2000, over.response_ms
         # The operator sees why: every 503 was the load shedder's (a stateless 503
         # answers each retransmission too, so the server may count more than SIPp).
-        reasons = _overload_by_reason(lab.server)
+        reasons = kit.refusals_by_reason(lab.server.metrics_text())
         assert reasons["load_shed"] >= over.rejected_503, reasons
         assert sum(reasons.values()) == reasons["load_shed"], reasons
 
