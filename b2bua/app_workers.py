@@ -24,7 +24,7 @@ import socket
 from dataclasses import dataclass, field
 
 from b2bua.config import Config
-from b2bua.observability.logging import get_logger
+from b2bua.observability.logging import flush_logs, get_logger
 from b2bua.transport.steering import WorkerSet, inbox_socket
 from b2bua.transport.udp import bind_shared_udp
 
@@ -105,6 +105,7 @@ def fork_workers(config: Config) -> WorkerPlan:
         writer.setblocking(False)
     children: dict[int, int] = {}
     parent = os.getpid()
+    flush_logs()  # a line still waiting would be written once by every child
     for index in range(1, count):
         pid = os.fork()
         if pid == 0:

@@ -3,6 +3,7 @@ levels from configuration, and no real number at info level unless configured.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,7 +18,12 @@ from b2bua.calls.events import CallAttempted, CallEnded, EndReason, ReleasedBy
 from b2bua.config import LoggingConfig
 from b2bua.observability import call_log
 from b2bua.observability.call_log import LoggingCallSink
-from b2bua.observability.logging import configure_logging, get_logger
+from b2bua.observability.logging import (
+    LINE_FLUSH_DELAY_S,
+    LineBuffer,
+    configure_logging,
+    get_logger,
+)
 from b2bua.sip.address import Address
 from observability.calls import A, B
 from observability.conftest import ANSWERED_CALLS, Observed
@@ -206,3 +212,66 @@ def test_call_lines_through_structlog_before_configuration() -> None:
     assert [event for event, _ in captured] == ["call_attempted", "call_ended"]
     assert captured[0][1]["caller"] == "138****0001"
     assert captured[1][1]["binding_id"] == "b1" and captured[1][1]["status"] == 200
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts its writes: a batch of lines must be one write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_call_lines_in_a_running_loop_are_written_together_and_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _CountingStream()
+    configure_logging(LoggingConfig(level="info"), stream=stream)
+    monkeypatch.setattr(call_log, "log", get_logger("b2bua.calls"))
+
+    async def two_calls_then_a_warning() -> tuple[str, int, str, int]:
+        sink = LoggingCallSink()
+        _ended_call(sink)
+        _ended_call(sink)
+        waiting, writes_before = stream.getvalue(), stream.writes
+        await asyncio.sleep(LINE_FLUSH_DELAY_S * 2)
+        batched, writes_after = stream.getvalue(), stream.writes
+        _ended_call(sink)
+        get_logger("b2bua.other").warning("after_the_third_call")
+        return waiting, writes_before, batched, writes_after - writes_before
+
+    waiting, writes_before, batched, batch_writes = asyncio.run(two_calls_then_a_warning())
+    assert waiting == "" and writes_before == 0  # nothing written while the loop is busy
+    assert [json.loads(x)["event"] for x in batched.splitlines()] == [
+        "call_attempted",
+        "call_ended",
+    ] * 2
+    assert batch_writes == 1
+    # An ordinary line lets the call lines waiting before it go first.
+    events = [line["event"] for line in _lines(stream)]
+    assert events[-3:] == ["call_attempted", "call_ended", "after_the_third_call"]
+
+
+def test_call_lines_outside_a_loop_are_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = _capture(LoggingConfig(level="info"), monkeypatch)
+    _ended_call(LoggingCallSink())
+    assert [line["event"] for line in _lines(stream)] == ["call_attempted", "call_ended"]
+
+
+def test_a_full_line_buffer_is_written_without_waiting() -> None:
+    stream = _CountingStream()
+    lines = LineBuffer(stream, delay_s=3600, count=3)
+
+    async def five_lines() -> str:
+        for n in range(5):
+            lines.write(f"{n}\n")
+        return stream.getvalue()
+
+    assert asyncio.run(five_lines()) == "0\n1\n2\n"
+    assert stream.writes == 1
+    lines.flush()
+    assert stream.getvalue() == "0\n1\n2\n3\n4\n"
