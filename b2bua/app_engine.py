@@ -13,6 +13,7 @@ the socket's receive queue can grow and carriers start retransmitting.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -219,6 +220,13 @@ class LoadShedder:
         admission.shed_fraction = min(MAX_SHED, max(0.0, 1.0 - admitted))
 
 
+# The engine's timer is armed on a grid of this step. Every call leaves four
+# transactions behind that expire 5-32 s later, each at its own moment: armed
+# exactly, that was one more loop wake-up per expiry (800 a second at 200 calls
+# per second). No SIP timer needs better than 10 ms (T1 is 500 ms).
+TIMER_STEP_S = 0.01
+
+
 class TimedDispatcher:
     """The MessageSink for the engine core: one `loop.call_at` for every deadline."""
 
@@ -256,12 +264,16 @@ class TimedDispatcher:
     def rearm(self) -> None:
         """Keep one timer, at or before the core's earliest deadline.
 
-        A timer armed for an earlier moment is left alone: it fires, finds
-        little or nothing due and re-arms. New calls mostly add later deadlines
+        Deadlines are rounded up to `TIMER_STEP_S`, so the timers due within one
+        step run together. A timer armed for an earlier moment is left alone: it
+        fires, finds little or nothing due and re-arms. New calls mostly add later deadlines
         (T1 and up), so this spares a cancel and a `call_at` on most messages.
         """
         core = self.core
         deadline = core.next_deadline() if core is not None else None
+        if deadline is not None:
+            on_grid = math.ceil(deadline / TIMER_STEP_S) * TIMER_STEP_S
+            deadline = on_grid if on_grid >= deadline else on_grid + TIMER_STEP_S
         armed_for = self._armed_for
         if armed_for is not None and (deadline is None or armed_for <= deadline):
             return
