@@ -193,5 +193,13 @@ class CallRecordWriter:
             self.skipped += len(skipped)
             log.warning("cdr_closed_elsewhere", records=[d.id for d in skipped[:20]],
                         count=len(skipped))  # fmt: skip
-        if self._on_commit is not None and (finals or announce):
+        if self._on_commit is not None and self._queued_webhooks(finals, announce):
             self._on_commit()
+
+    def _queued_webhooks(self, finals: list[RecordDraft], announce: list[RecordDraft]) -> bool:
+        """Whether the commit put events in the outbox (tenants with a webhook only).
+
+        Waking the delivery task for nothing cost one store query per commit.
+        """
+        tenants = self.webhook_tenants
+        return bool(tenants) and any(d.tenant_id in tenants for d in (*finals, *announce))

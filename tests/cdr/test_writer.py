@@ -225,3 +225,30 @@ async def test_a_later_outbound_leg_replaces_the_recorded_one(store: Store) -> N
     assert (r.inbound_call_id, r.caller, r.x, r.invite_at) == ("in-c1", A, X, T0)
     assert r.hash is not None and r.end_reason == "normal"
     assert all(report.ok for report in await verify_chains(store.cdr))
+
+
+async def test_delivery_is_woken_only_by_commits_that_queue_webhooks(store: Store) -> None:
+    service = CdrService(store, FAST, "node-a")
+    await service.start()
+    wakes: list[float] = []
+    service.writer._on_commit = lambda: wakes.append(time.monotonic())
+    try:
+        service.writer.webhook_tenants = frozenset()
+        for event in call_events("c1", at=T0):
+            service.sink.emit(event)
+        assert await service.writer.flush()
+        assert wakes == []  # no tenant has a webhook: nothing to deliver
+
+        service.writer.webhook_tenants = frozenset({"t2"})
+        for event in call_events("c2", at=T0):  # tenant t1
+            service.sink.emit(event)
+        assert await service.writer.flush()
+        assert wakes == []
+
+        service.writer.webhook_tenants = frozenset({"t1"})
+        for event in call_events("c3", at=T0):
+            service.sink.emit(event)
+        assert await service.writer.flush()
+        assert len(wakes) >= 1
+    finally:
+        await service.close()
