@@ -402,8 +402,12 @@ class BindingService(ChangeFollower):
         if changes.label is not None or "label" in changes.clear:
             fields["label"] = clean_label(changes.label)
         new = replace(
-            current, **fields, version=current.version + 1, updated_at=now, updated_by=actor
-        )  # type: ignore[arg-type]
+            current,
+            **fields,  # type: ignore[arg-type]  # each field was checked by its clean_* above
+            version=current.version + 1,
+            updated_at=now,
+            updated_by=actor,
+        )
         old_keys = set(claim_keys(current.mode, current.x, current.y, current.a, current.b,
                                   current.group))  # fmt: skip
         new_keys = claim_keys(new.mode, new.x, new.y, new.a, new.b, new.group)

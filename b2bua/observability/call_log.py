@@ -106,9 +106,12 @@ class LoggingCallSink:
                 ),
             )  # fmt: skip
             return
-        context = self._context.get(event.call_id)
-        if context is None:
+        known = self._context.get(event.call_id)
+        if known is not None:
+            context = known
+        else:
             context = json_members({"call_id": event.call_id}) + ", " + _UNKNOWN_CONTEXT
+        fields: dict[str, str | int | None]
         if isinstance(event, CallForwarded):
             fields = {
                 "outbound_call_id": event.outbound_call_id,

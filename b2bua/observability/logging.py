@@ -25,7 +25,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -307,7 +307,7 @@ _encode_json = json.JSONEncoder(default=repr).encode
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
-def json_members(fields: dict[str, str | int | None]) -> str:
+def json_members(fields: Mapping[str, str | int | None]) -> str:
     """The inside of a JSON object for `fields`, as `json.dumps` spells it (`"a": 1, "b": null`).
 
     For `EventLineLogger.info_members`: strings, integers and None only, the

@@ -77,12 +77,12 @@ class LiveClaims:
             rows = await tx.fetch(_claims_by_key_sql(len(part)), args)
             for number, participant, binding_id in rows:
                 live.add(number, participant, binding_id)
-        for part in chunks(sorted(star_numbers), max_params - 1):
-            marks = ", ".join("?" * len(part))
+        for numbers in chunks(sorted(star_numbers), max_params - 1):
+            marks = ", ".join("?" * len(numbers))
             rows = await tx.fetch(
                 "SELECT number, participant, binding_id FROM claims"
                 f" WHERE free_at > ? AND number IN ({marks})",
-                [now, *part],
+                [now, *numbers],
             )
             for number, participant, binding_id in rows:
                 live.add(number, participant, binding_id)
