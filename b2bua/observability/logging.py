@@ -73,6 +73,7 @@ def _number_masker(mask_text: Callable[[str], str]) -> structlog.types.Processor
 # How long a call event line may wait to be written with others, and how many may wait.
 LINE_FLUSH_DELAY_S = 0.1
 LINE_FLUSH_COUNT = 512
+ATOMIC_WRITE = 4096  # PIPE_BUF on Linux
 
 
 class LineBuffer:
@@ -110,17 +111,31 @@ class LineBuffer:
             self._timer = loop.call_later(self._delay_s, self.flush)
 
     def flush(self) -> None:
-        """Write every waiting line in one write, and flush the stream."""
+        """Write every waiting line, whole lines of at most `ATOMIC_WRITE` octets per write.
+
+        SIP workers share one stdout: on a pipe only writes up to PIPE_BUF are
+        never interleaved with another process's, so no line is cut by a batch
+        boundary. (Lines are ASCII: characters are octets.)
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         lines = self._lines
         if not lines:
             return
-        text = "".join(lines)
-        lines.clear()
         stream = self.stream
-        stream.write(text)
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            if size and size + len(line) > ATOMIC_WRITE:
+                stream.write("".join(chunk))
+                stream.flush()
+                chunk.clear()
+                size = 0
+            chunk.append(line)
+            size += len(line)
+        lines.clear()
+        stream.write("".join(chunk))
         stream.flush()
 
 

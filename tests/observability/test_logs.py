@@ -19,6 +19,7 @@ from b2bua.config import LoggingConfig
 from b2bua.observability import call_log
 from b2bua.observability.call_log import LoggingCallSink
 from b2bua.observability.logging import (
+    ATOMIC_WRITE,
     LINE_FLUSH_DELAY_S,
     LineBuffer,
     configure_logging,
@@ -275,3 +276,26 @@ def test_a_full_line_buffer_is_written_without_waiting() -> None:
     assert stream.writes == 1
     lines.flush()
     assert stream.getvalue() == "0\n1\n2\n3\n4\n"
+
+
+def test_a_batch_is_written_in_whole_lines_of_at_most_pipe_buf() -> None:
+    """Workers share stdout: a write longer than PIPE_BUF could interleave with another's."""
+    written: list[str] = []
+
+    class Recording(io.StringIO):
+        def write(self, text: str) -> int:
+            written.append(text)
+            return len(text)
+
+    lines = LineBuffer(Recording(), delay_s=3600, count=100)
+    sent = [f"{n}{'x' * 998}\n" for n in range(10)]  # 1,000 octets each
+
+    async def in_the_loop() -> None:
+        for line in sent:
+            lines.write(line)
+        lines.flush()
+
+    asyncio.run(in_the_loop())
+    assert "".join(written) == "".join(sent)
+    assert all(len(text) <= ATOMIC_WRITE and text.endswith("\n") for text in written)
+    assert [len(text) for text in written] == [4000, 4000, 2000]
