@@ -95,6 +95,8 @@ class LineBuffer:
         self._count = count
         self._lines: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
+        # The loop the timer was armed in: one that has since closed never fires it.
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     def write(self, line: str) -> None:
         """Write `line` (with its newline) now or with the next batch."""
@@ -102,12 +104,14 @@ class LineBuffer:
         lines.append(line)
         if len(lines) >= self._count:
             self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._timer_loop is not loop:
+            self._timer_loop = loop
             self._timer = loop.call_later(self._delay_s, self.flush)
 
     def flush(self) -> None:
@@ -117,9 +121,10 @@ class LineBuffer:
         never interleaved with another process's, so no line is cut by a batch
         boundary. (Lines are ASCII: characters are octets.)
         """
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        timer, loop = self._timer, self._timer_loop
+        if timer is not None and loop is not None and not loop.is_closed():
+            timer.cancel()
+        self._timer = self._timer_loop = None
         lines = self._lines
         if not lines:
             return
@@ -186,7 +191,7 @@ def configure_logging(
     if _Destination.lines is not None:
         _Destination.lines.flush()
     else:
-        atexit.register(_flush_lines)
+        atexit.register(flush_logs)
     _Destination.stream = stream
     lines = _Destination.lines = LineBuffer(stream)
     handler = _OrderedHandler(lines)
@@ -228,14 +233,10 @@ def configure_logging(
     )
 
 
-def _flush_lines() -> None:
+def flush_logs() -> None:
+    """Write the call event lines still waiting (at exit, before a fork)."""
     if _Destination.lines is not None:
         _Destination.lines.flush()
-
-
-def flush_logs() -> None:
-    """Write the call event lines still waiting (before a fork, at the end of a test)."""
-    _flush_lines()
 
 
 def get_logger(name: str) -> Any:

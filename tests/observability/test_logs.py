@@ -299,3 +299,20 @@ def test_a_batch_is_written_in_whole_lines_of_at_most_pipe_buf() -> None:
     assert "".join(written) == "".join(sent)
     assert all(len(text) <= ATOMIC_WRITE and text.endswith("\n") for text in written)
     assert [len(text) for text in written] == [4000, 4000, 2000]
+
+
+def test_lines_left_by_a_closed_loop_go_out_with_the_next_loop_or_at_once() -> None:
+    stream = io.StringIO()
+    lines = LineBuffer(stream, delay_s=0.01)
+
+    async def write(text: str, wait_s: float = 0.0) -> None:
+        lines.write(text)
+        await asyncio.sleep(wait_s)
+
+    asyncio.run(write("a\n"))  # the loop ends before its timer fires
+    assert stream.getvalue() == ""
+    asyncio.run(write("b\n", wait_s=0.05))  # a new loop arms its own timer
+    assert stream.getvalue() == "a\nb\n"
+    asyncio.run(write("c\n"))
+    lines.write("d\n")  # outside any loop: at once, with what waited
+    assert stream.getvalue() == "a\nb\nc\nd\n"
