@@ -144,7 +144,7 @@ class LineBuffer:
         stream.flush()
 
 
-class _OrderedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _OrderedHandler(logging.StreamHandler[TextIO]):
     """A stream handler that lets the call event lines waiting before it go first."""
 
     def __init__(self, lines: LineBuffer) -> None:
@@ -159,8 +159,7 @@ class _OrderedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 class _Destination:
     """Where `configure_logging` sent the logs, for loggers built after it."""
 
-    stream: TextIO | None = None
-    lines: LineBuffer | None = None
+    lines: LineBuffer | None = None  # holds the stream too
     modules: tuple[str, ...] = ()  # loggers given their own level, reset on reconfiguring
     mask_text: Callable[[str], str] = staticmethod(_unmasked)
 
@@ -192,7 +191,6 @@ def configure_logging(
         _Destination.lines.flush()
     else:
         atexit.register(flush_logs)
-    _Destination.stream = stream
     lines = _Destination.lines = LineBuffer(stream)
     handler = _OrderedHandler(lines)
     handler.setFormatter(
