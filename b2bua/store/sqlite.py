@@ -229,7 +229,10 @@ class SqliteDriver(Driver):
                 raise
             try:
                 await writer.call(writer.conn.execute, "COMMIT")
-            except StoreError:
+            except BaseException:
+                # Failed, or cancelled while COMMIT waited on the thread: it will
+                # not run then, and the write lock must not wait for the next BEGIN.
+                # (A COMMIT that ran leaves the ROLLBACK nothing to undo.)
                 writer.rollback_later()
                 raise
 

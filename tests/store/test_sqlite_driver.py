@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +94,41 @@ async def test_cancelled_begin_leaves_no_transaction_open(
     # transaction must neither fail nor commit anything of the cancelled one.
     await asyncio.wait_for(store.insert_tenant(tenant("t2"), actor="op", node="n1"), 10)
     assert await tenant_ids(store) == ["t2"]
+
+
+async def test_cancelled_commit_leaves_no_transaction_open(
+    tmp_path: Path, store: SqliteStore
+) -> None:
+    # A task cancelled while its COMMIT waited on the connection's thread (service
+    # shutdown cancels housekeeping mid-purge) left the write lock held until the
+    # next transaction: other processes on the file, `b2bua cdr verify` say, were
+    # locked out meanwhile.
+    driver = store._driver
+    writer = driver._writer
+    gate = threading.Event()
+
+    async def insert_then_commit() -> None:
+        async with driver.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO tenants (id, name, api_key_hash, suspended, created_at, updated_at)"
+                " VALUES ('t1', 't1', 'h1', 0, 0, 0)"
+            )
+            writer._thread.submit(gate.wait, 10)  # the COMMIT queues behind this
+
+    task = asyncio.create_task(insert_then_commit())
+    await asyncio.sleep(0.05)  # now awaiting its COMMIT
+    task.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    def other_process_writes() -> None:
+        other = sqlite3.connect(tmp_path / "b2bua.db", isolation_level=None, timeout=2)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    await asyncio.to_thread(other_process_writes)  # "database is locked" before the fix
+    assert await tenant_ids(store) == []
