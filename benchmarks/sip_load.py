@@ -16,7 +16,8 @@ bottleneck), it prints:
    CPU near a core, or it could not send at the asked rate), or the machine
    (neither at a core: the two cores are shared);
 2. CPU seconds per 1,000 complete calls at a fixed 200 calls per second (three
-   30 s runs, median);
+   30 s runs, median), and the same as a multiple of the sans-IO core's CPU per
+   call read just before each run (the figure that compares across days);
 3. overload: twice the confirmed rate for 30 s; the completed rate against the
    sustainable one (target >= 90%), the 503s, other failures, retransmissions,
    then half the rate to show the recovery;
@@ -65,15 +66,20 @@ def load_script(name: str, path: Path) -> ModuleType:
 kit = load_script("b2bua_load_kit", ROOT / "sipp_scenarios" / "load.py")
 
 
-def machine_speed() -> str:
-    """How fast this machine runs our Python now: the sans-IO core's CPU per call.
+def core_us() -> float:
+    """How fast this machine runs our Python now: the sans-IO core's CPU per call, in us.
 
     Figures from different days or machines compare only through this: the same
-    code read 339 us on one machine and about 900 us on a slower one.
+    code read 339 us on one machine and about 900 us on a slower one, and 715 to
+    1,000 us on one machine within an hour.
     """
     engine_bench = load_script("b2bua_engine_bench", ROOT / "benchmarks" / "engine_bench.py")
-    figures = [engine_bench.measure(1000)[0] for _ in range(3)]
-    return f"sans-IO core {statistics.median(figures):.0f} us CPU per call (engine_bench.py)"
+    return statistics.median(engine_bench.measure(1000)[0] for _ in range(3))
+
+
+def machine_speed() -> str:
+    """`core_us` as a line of the report."""
+    return f"sans-IO core {core_us():.0f} us CPU per call (engine_bench.py)"
 
 
 def uptime() -> str:
@@ -316,21 +322,29 @@ def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> 
     with kit.lab(directory / "cpu", bindings=2000, workers=WORKERS) as lab:
         run_step(lab, rate, 3)  # warm-up: imports, caches, first allocations
         settle(lab)
-        figures = []
+        figures, ratios = [], []
         for _ in range(repeats):
+            # The machine's speed drifts within the hour: read it next to each run.
+            core = core_us()
             before = lab.server.metrics_text()
             result = run_step(lab, rate, seconds)
             after = lab.server.metrics_text()
             figures.append(1000 * result.server_cpu_s / max(1, result.summary.successful))
+            ratios.append(figures[-1] * 1000 / core)
             print(
                 f"  {result.line()}; loop lag p99 {lag_p99(before, after)}; "
-                f"GC {gc_pauses(before, after)}",
+                f"GC {gc_pauses(before, after)}; sans-IO core just before {core:.0f} us, "
+                f"so a call costs the server {ratios[-1]:.2f} x the core",
                 flush=True,
             )
             settle(lab)
     print(
         f"cpu: median {statistics.median(figures):.2f} CPU s per 1,000 complete calls at "
         f"{rate:.0f} cps (runs: {', '.join(f'{f:.2f}' for f in figures)}); target <= 1.0"
+    )
+    print(
+        f"cpu: median {statistics.median(ratios):.2f} x the sans-IO core's CPU per call "
+        f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}); this ratio compares across days"
     )
 
 
