@@ -66,20 +66,12 @@ def load_script(name: str, path: Path) -> ModuleType:
 kit = load_script("b2bua_load_kit", ROOT / "sipp_scenarios" / "load.py")
 
 
-def core_us() -> float:
-    """How fast this machine runs our Python now: the sans-IO core's CPU per call, in us.
-
-    Figures from different days or machines compare only through this: the same
-    code read 339 us on one machine and about 900 us on a slower one, and 715 to
-    1,000 us on one machine within an hour.
-    """
-    engine_bench = load_script("b2bua_engine_bench", ROOT / "benchmarks" / "engine_bench.py")
-    return statistics.median(engine_bench.measure(1000)[0] for _ in range(3))
+engine_bench = load_script("b2bua_engine_bench", ROOT / "benchmarks" / "engine_bench.py")
 
 
 def machine_speed() -> str:
-    """`core_us` as a line of the report."""
-    return f"sans-IO core {core_us():.0f} us CPU per call (engine_bench.py)"
+    """The machine's speed (`engine_bench.machine_speed_us`) as a line of the report."""
+    return f"sans-IO core {engine_bench.machine_speed_us():.0f} us CPU per call (engine_bench.py)"
 
 
 def uptime() -> str:
@@ -325,7 +317,7 @@ def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> 
         figures, ratios = [], []
         for _ in range(repeats):
             # The machine's speed drifts within the hour: read it next to each run.
-            core = core_us()
+            core = engine_bench.machine_speed_us()
             before = lab.server.metrics_text()
             result = run_step(lab, rate, seconds)
             after = lab.server.metrics_text()

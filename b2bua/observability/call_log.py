@@ -106,11 +106,9 @@ class LoggingCallSink:
                 ),
             )  # fmt: skip
             return
-        known = self._context.get(event.call_id)
-        if known is not None:
-            context = known
-        else:
-            context = json_members({"call_id": event.call_id}) + ", " + _UNKNOWN_CONTEXT
+        context = self._context.get(event.call_id) or (
+            json_members({"call_id": event.call_id}) + ", " + _UNKNOWN_CONTEXT
+        )
         fields: dict[str, str | int | None]
         if isinstance(event, CallForwarded):
             fields = {

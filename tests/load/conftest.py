@@ -22,11 +22,11 @@ t4 = 0.5
 """
 
 
-def _load_kit() -> ModuleType:
-    name = "b2bua_load_kit"
+def load_script(name: str, path: Path) -> ModuleType:
+    """A script imported by path (sipp_scenarios/ and benchmarks/ are not packages), once."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, KIT_PATH)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -38,4 +38,4 @@ def _load_kit() -> ModuleType:
 def kit() -> ModuleType:
     """sipp_scenarios/load.py; skips (or fails with B2BUA_REQUIRE_TOOLS=1) without SIPp."""
     require_tool("sipp")
-    return _load_kit()
+    return load_script("b2bua_load_kit", KIT_PATH)

@@ -16,9 +16,7 @@ these runs are bounded (< 90 s in all) so they can run in CI.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import socket
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from types import ModuleType
 
 import pytest
 
-from load.conftest import FAST_TIMERS
+from load.conftest import FAST_TIMERS, load_script
 
 pytestmark = [pytest.mark.sipp, pytest.mark.timeout(120)]
 
@@ -55,11 +53,7 @@ def _slowdown() -> float:
     so it stays several times what the server routes whatever the day.
     """
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "engine_bench.py"
-    spec = importlib.util.spec_from_file_location("b2bua_engine_bench", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    per_call_us = statistics.median(bench.measure(1000)[0] for _ in range(3))
+    per_call_us = load_script("b2bua_engine_bench", path).machine_speed_us()
     return max(1.0, per_call_us / REFERENCE_US)
 
 
