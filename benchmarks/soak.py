@@ -88,11 +88,12 @@ def main() -> int:
     # second minute is the reference for "flat" when the run is long enough.
     second_mib = median_mib(60, 120) if seconds >= 180 else first_mib
     last_mib = median_mib(seconds - 60, seconds)
+    shown = samples[:: max(1, len(samples) // 20)]
     print(
         f"RSS median first minute {first_mib:.1f} MiB, second minute {second_mib:.1f} MiB, "
         f"last minute {last_mib:.1f} MiB ({last_mib - second_mib:+.1f} MiB since the second); "
-        f"samples every {SAMPLE_S:g} s: "
-        + " ".join(f"{rss / 2**20:.0f}" for _, rss, _ in samples[:: max(1, len(samples) // 20)])
+        f"{len(shown)} of {len(samples)} samples (one every {SAMPLE_S:g} s), in MiB: "
+        + " ".join(f"{rss / 2**20:.0f}" for _, rss, _ in shown)
     )
     peak = max((g.get("b2bua_active_calls", 0.0) for _, _, g in samples), default=0.0)
     print(f"active calls peak {peak:.0f}; state after the run: {state}")
