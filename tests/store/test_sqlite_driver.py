@@ -118,9 +118,11 @@ async def test_cancelled_commit_leaves_no_transaction_open(
     task = asyncio.create_task(insert_then_commit())
     await asyncio.sleep(0.05)  # now awaiting its COMMIT
     task.cancel()
-    gate.set()
     with pytest.raises(asyncio.CancelledError):
         await task
+    # Opened only now: opened at the cancel, the thread could start the COMMIT
+    # before the task saw its cancellation, and a COMMIT that runs cannot be undone.
+    gate.set()
 
     def other_process_writes() -> None:
         other = sqlite3.connect(tmp_path / "b2bua.db", isolation_level=None, timeout=2)
