@@ -17,7 +17,7 @@ bottleneck), it prints:
    (neither at a core: the two cores are shared);
 2. CPU seconds per 1,000 complete calls at a fixed 200 calls per second (three
    30 s runs, median), and the same as a multiple of the sans-IO core's CPU per
-   call read just before each run (the figure that compares across days);
+   call read just before each run (which compares across days better);
 3. overload: twice the confirmed rate for 30 s; the completed rate against the
    sustainable one (target >= 90%), the 503s, other failures, retransmissions,
    then half the rate to show the recovery;
@@ -336,7 +336,8 @@ def cpu_per_call(directory: Path, rate: float, seconds: float, repeats: int) -> 
     )
     print(
         f"cpu: median {statistics.median(ratios):.2f} x the sans-IO core's CPU per call "
-        f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}); this ratio compares across days"
+        f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}); this ratio compares across days "
+        "better than the raw figure"
     )
 
 
